@@ -1,0 +1,65 @@
+"""The custom user: e-mail is the login, and the role decides staff status and admin groups."""
+
+from django.contrib.auth.models import AbstractUser, Group
+from django.contrib.auth.models import UserManager as DjangoUserManager
+from django.db import models
+
+from accounts.roles import MANAGING_ROLES, ROLE_GROUPS, Role
+
+
+class UserManager(DjangoUserManager):
+    use_in_migrations = True
+
+    def _create_user(self, email, password, **extra_fields):
+        if not email:
+            raise ValueError("An e-mail address is required")
+        user = self.model(email=self.normalize_email(email).lower(), **extra_fields)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_user(self, email, password=None, **extra_fields):
+        extra_fields.setdefault("role", Role.SALES)
+        return self._create_user(email, password, **extra_fields)
+
+    def create_superuser(self, email, password=None, **extra_fields):
+        extra_fields["role"] = Role.ADMIN
+        return self._create_user(email, password, **extra_fields)
+
+
+class User(AbstractUser):
+    username = None
+    email = models.EmailField("e-mail address", unique=True)
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.SALES)
+
+    USERNAME_FIELD = "email"
+    REQUIRED_FIELDS = ["first_name", "last_name"]
+
+    objects = UserManager()
+
+    class Meta:
+        ordering = ["first_name", "last_name", "email"]
+
+    def __str__(self):
+        return self.get_full_name() or self.email
+
+    @property
+    def is_manager(self):
+        """Managers and admins run the team: every lead, reassignments, Django admin."""
+        return self.is_active and self.role in MANAGING_ROLES
+
+    def save(self, *args, **kwargs):
+        # The role is the source of truth; staff and superuser flags follow it.
+        self.email = self.email.lower()
+        self.is_staff = self.role in MANAGING_ROLES
+        self.is_superuser = self.role == Role.ADMIN
+        super().save(*args, **kwargs)
+        self._sync_role_groups()
+
+    def _sync_role_groups(self):
+        wanted = ROLE_GROUPS.get(self.role)
+        role_groups = Group.objects.filter(name__in=ROLE_GROUPS.values())
+        self.groups.remove(*[g for g in role_groups if g.name != wanted])
+        if wanted:
+            group, _ = Group.objects.get_or_create(name=wanted)
+            self.groups.add(group)

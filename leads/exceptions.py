@@ -1,0 +1,30 @@
+"""Domain errors the services raise; every door turns them into a message a person can act on."""
+
+from django.core.exceptions import ValidationError
+
+
+class DuplicateLead(ValidationError):
+    """A live lead already has this e-mail or phone; `existing` is that lead."""
+
+    def __init__(self, *, field, existing):
+        self.field = field
+        self.existing = existing
+        label = "e-mail" if field == "email" else "phone number"
+        super().__init__(
+            {field: [f"{existing.name} (lead #{existing.pk}) already has this {label}."]},
+        )
+
+
+class StaleLead(Exception):
+    """The change was made against an old version; `current` is the lead as it is now."""
+
+    def __init__(self, *, current, changed_by, changed_at):
+        self.current = current
+        self.changed_by = changed_by
+        self.changed_at = changed_at
+        who = str(changed_by) if changed_by else "someone else"
+        when = changed_at.strftime("%Y-%m-%d %H:%M UTC") if changed_at else "just now"
+        super().__init__(
+            f"This lead was changed by {who} at {when}. Here it is as it is now; "
+            "check it and make your change again."
+        )

@@ -1,0 +1,115 @@
+"""The one FilterSet behind the board, the API and exports: ?query=&source=&owner=&stage=."""
+
+import django_filters
+from django import forms
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db.models import Q
+
+from leads.models import Lead, Source, Stage
+from leads.normalization import phone_digits
+
+MAX_QUERY_LENGTH = 200
+
+
+class NameOrIdChoiceField(forms.ModelChoiceField):
+    """Accepts a row's id or its name (any case), so ?source=facebook and ?source=3 agree."""
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        value = str(value).strip()
+        lookup = {"pk": int(value)} if value.isdigit() else {"name__iexact": value}
+        try:
+            return self.queryset.get(**lookup)
+        except (self.queryset.model.DoesNotExist, self.queryset.model.MultipleObjectsReturned, OverflowError):
+            names = ", ".join(self.queryset.values_list("name", flat=True))
+            raise ValidationError(
+                f"Unknown {self.label.lower()} “{value[:80]}”. Choose one of: {names}.",
+                code="invalid_choice",
+            ) from None
+
+
+class OwnerChoiceField(forms.ChoiceField):
+    """A user id, "me" or "unassigned"; cleans to that string or the User."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        users = get_user_model().objects.filter(is_active=True)
+        self.choices = [("", "Anyone"), ("me", "Me"), ("unassigned", "Unassigned")] + [
+            (str(u.pk), str(u)) for u in users
+        ]
+
+    def valid_value(self, value):
+        return True  # checked in clean(), against the database rather than the rendered list
+
+    def clean(self, value):
+        value = super().clean(value)
+        if value in ("", "me", "unassigned"):
+            return value
+        if not value.isdigit():
+            raise ValidationError(f"Owner must be a user id, “me” or “unassigned”, not “{value[:80]}”.")
+        try:
+            return get_user_model().objects.get(pk=int(value))
+        except (get_user_model().DoesNotExist, OverflowError):
+            raise ValidationError(f"There is no user with id {value[:20]}.") from None
+
+
+class NameOrIdFilter(django_filters.ModelChoiceFilter):
+    field_class = NameOrIdChoiceField
+
+
+class OwnerFilter(django_filters.Filter):
+    field_class = OwnerChoiceField
+
+    def filter(self, qs, value):
+        if value in ("", None):
+            return qs
+        if value == "unassigned":
+            return qs.filter(owner__isnull=True)
+        if value == "me":
+            user = getattr(self.parent.request, "user", None)
+            return qs.filter(owner=user) if user and user.is_authenticated else qs.none()
+        return qs.filter(owner=value)
+
+
+def search_leads(queryset, term):
+    """Every word must match the first or last name, e-mail, company or phone digits."""
+    for word in term.split()[:8]:
+        match = (
+            Q(first_name__icontains=word)
+            | Q(last_name__icontains=word)
+            | Q(email__icontains=word)
+            | Q(company__icontains=word)
+        )
+        digits = phone_digits(word)
+        # Only words that look like a phone fragment are matched against phones.
+        if len(digits) >= 3 and len(digits) >= len(word.strip("+()-. ")) - 2:
+            match |= Q(phone__contains=digits)
+        queryset = queryset.filter(match)
+    return queryset
+
+
+class LeadFilter(django_filters.FilterSet):
+    query = django_filters.CharFilter(
+        method="filter_query",
+        label="Search",
+        max_length=MAX_QUERY_LENGTH,
+        help_text="Name, e-mail, phone or company",
+    )
+    source = NameOrIdFilter(queryset=Source.objects.all(), label="Source", empty_label="Any source")
+    owner = OwnerFilter(label="Owner")
+    stage = NameOrIdFilter(queryset=Stage.objects.all(), label="Stage", empty_label="Any stage")
+
+    class Meta:
+        model = Lead
+        fields = ["query", "source", "owner", "stage"]
+
+    def filter_query(self, queryset, name, value):
+        return search_leads(queryset, value) if value.strip() else queryset
+
+    def active_filters(self):
+        """The filters the user set and that were valid, as {name: cleaned value}."""
+        if not self.is_bound or not hasattr(self.form, "cleaned_data"):
+            return {}
+        return {k: v for k, v in self.form.cleaned_data.items() if v not in (None, "")}

@@ -1,0 +1,472 @@
+"""Every write to leads and their timeline: permission, validation, one transaction, an activity, an event.
+
+Each function takes keyword-only arguments including `actor` (None for the public form and
+system jobs), checks leads.policies, validates, writes the Activity that records what
+happened, bumps Lead.version when the lead itself changed, and announces the change after
+commit. Views, serializers, admin actions and imports call these and nothing else.
+"""
+
+from datetime import timedelta
+from decimal import Decimal, InvalidOperation
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from leads import policies
+from leads.events import announce
+from leads.exceptions import DuplicateLead, StaleLead
+from leads.models import Activity, Lead, Source, Stage
+from leads.normalization import normalize_email, normalize_phone, split_full_name
+
+# Fields update_lead() may change; stage and owner have services of their own.
+EDITABLE_FIELDS = (
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "company",
+    "title",
+    "source",
+    "value",
+    "priority",
+    "notes",
+)
+DEFAULT_SOURCE_NAME = "Manual"
+_UNSET = object()
+
+
+# --- helpers shared by the services ------------------------------------------------------
+
+
+def _locked(lead):
+    """The lead as it is in the database now, locked until the transaction ends."""
+    return (
+        Lead.objects.select_for_update(of=("self",))
+        .select_related("stage", "source", "owner")
+        .get(pk=lead.pk)
+    )
+
+
+def _check_version(current, expected_version):
+    if expected_version in (None, ""):
+        return
+    try:
+        expected = int(expected_version)
+    except (TypeError, ValueError):
+        raise ValidationError({"version": ["The version must be a whole number."]}) from None
+    if expected != current.version:
+        last = current.activities.select_related("actor").first()
+        raise StaleLead(
+            current=current,
+            changed_by=last.actor if last else None,
+            changed_at=last.occurred_at if last else current.updated_at,
+        )
+
+
+def _ensure_no_duplicate(*, email, phone, exclude_pk=None):
+    for field, value in (("email", email), ("phone", phone)):
+        if not value:
+            continue
+        others = Lead.objects.live().filter(**{field: value})
+        if exclude_pk is not None:
+            others = others.exclude(pk=exclude_pk)
+        existing = others.order_by("pk").first()
+        if existing is not None:
+            raise DuplicateLead(field=field, existing=existing)
+
+
+def _save_guarding_duplicates(lead, **save_kwargs):
+    """Save; if a concurrent writer took the e-mail or phone first, say which lead has it."""
+    try:
+        with transaction.atomic():
+            lead.save(**save_kwargs)
+    except IntegrityError:
+        _ensure_no_duplicate(email=lead.email, phone=lead.phone, exclude_pk=lead.pk)
+        raise
+
+
+def _normalized_contact(values, errors):
+    """Normalise name, e-mail, phone and value in `values` in place, collecting field errors."""
+    for field, normalize in (("email", normalize_email), ("phone", normalize_phone)):
+        if field in values:
+            try:
+                values[field] = normalize(values[field])
+            except ValidationError as exc:
+                errors.setdefault(field, []).extend(exc.messages)
+    for field in ("first_name", "last_name", "company", "title", "notes"):
+        if field in values:
+            values[field] = (values[field] or "").strip()
+    if "value" in values:
+        try:
+            values["value"] = Decimal(str(values["value"] if values["value"] not in (None, "") else 0))
+            if not values["value"].is_finite():
+                raise InvalidOperation
+        except (InvalidOperation, ValueError):
+            errors.setdefault("value", []).append("Enter the expected value as a number.")
+        else:
+            if values["value"] < 0:
+                errors.setdefault("value", []).append("The expected value cannot be negative.")
+
+
+def _validate_lead(lead, errors):
+    """Model-level checks (lengths, choices) plus the rules a lead must always satisfy."""
+    if not lead.first_name and not lead.last_name:
+        errors.setdefault("first_name", []).append("A lead needs a name.")
+    elif not lead.first_name:
+        # A lone surname still names someone; keep it as the first name.
+        lead.first_name, lead.last_name = lead.last_name, ""
+    if not lead.email and not lead.phone and "email" not in errors and "phone" not in errors:
+        message = "Give at least an e-mail address or a phone number."
+        errors.setdefault("email", []).append(message)
+        errors.setdefault("phone", []).append(message)
+    try:
+        lead.full_clean(
+            exclude=[*errors.keys(), "owner", "stage", "source", "created_by"],
+            validate_unique=False,
+            validate_constraints=False,
+        )
+    except ValidationError as exc:
+        for field, messages in exc.message_dict.items():
+            errors.setdefault(field, []).extend(messages)
+    if errors:
+        raise ValidationError(errors)
+
+
+def _require_active_owner(owner):
+    if owner is not None and not owner.is_active:
+        raise ValidationError({"owner": [f"{owner} is deactivated and cannot own leads."]})
+
+
+def _display(value):
+    """A JSON-friendly form of a field value for the timeline's from/to record."""
+    if value is None:
+        return None
+    if isinstance(value, (Source, Stage)):
+        return value.name
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def _record(*, lead, actor, kind, body="", data=None, occurred_at=None):
+    return Activity.objects.create(
+        lead=lead,
+        actor=actor,
+        kind=kind,
+        body=body,
+        data=data or {},
+        occurred_at=occurred_at or timezone.now(),
+    )
+
+
+def _bump(lead, *fields):
+    lead.version = F("version") + 1
+    lead.save(update_fields=[*fields, "version", "updated_at"])
+    lead.refresh_from_db(fields=["version", "updated_at"])
+
+
+def default_stage():
+    stage = Stage.objects.filter(archived=False, kind=Stage.Kind.OPEN).order_by("position", "id").first()
+    if stage is None:
+        raise ValidationError({"stage": ["There is no open stage to put new leads in."]})
+    return stage
+
+
+# --- leads -------------------------------------------------------------------------------
+
+
+def create_lead(
+    *,
+    actor,
+    first_name="",
+    last_name="",
+    name=None,
+    email="",
+    phone="",
+    company="",
+    title="",
+    source=None,
+    owner=_UNSET,
+    stage=None,
+    value=0,
+    priority=Lead.Priority.NORMAL,
+    notes="",
+    lost_reason="",
+):
+    """Create a lead. `name` (a full name) may stand in for first_name/last_name.
+
+    The owner defaults to the actor (a person adding a lead works it), or the unassigned
+    pool when there is no actor.
+    """
+    if not policies.can_create(actor):
+        raise PermissionDenied("You cannot create leads.")
+    if owner is _UNSET:
+        owner = actor
+    if not policies.can_assign_on_create(actor, owner):
+        raise PermissionDenied("Only managers can create leads for someone else.")
+    if name is not None and not (first_name or last_name):
+        first_name, last_name = split_full_name(name)
+
+    values = dict(
+        first_name=first_name, last_name=last_name, email=email, phone=phone,
+        company=company, title=title, value=value, notes=notes,
+    )  # fmt: skip
+    errors = {}
+    _normalized_contact(values, errors)
+    try:
+        _require_active_owner(owner)
+    except ValidationError as exc:
+        errors.update(exc.message_dict)
+    stage = stage or default_stage()
+    if stage.archived:
+        errors.setdefault("stage", []).append(f"The stage {stage} is archived.")
+    if stage.is_lost and not (lost_reason or "").strip():
+        errors.setdefault("lost_reason", []).append("Say why the lead was lost.")
+    source = source or Source.objects.get_or_create(name=DEFAULT_SOURCE_NAME)[0]
+
+    now = timezone.now()
+    lead = Lead(
+        **values,
+        source=source,
+        owner=owner,
+        stage=stage,
+        priority=priority,
+        lost_reason=(lost_reason or "").strip() if stage.is_lost else "",
+        created_by=actor,
+        created_at=now,
+        stage_changed_at=now,
+    )
+    _validate_lead(lead, errors)
+
+    with transaction.atomic():
+        _ensure_no_duplicate(email=lead.email, phone=lead.phone)
+        _save_guarding_duplicates(lead)
+        _record(
+            lead=lead,
+            actor=actor,
+            kind=Activity.Kind.CREATED,
+            data={"source": source.name, "stage": stage.name, "owner": str(owner) if owner else None},
+            occurred_at=now,
+        )
+        announce("lead.created", lead=lead, actor=actor)
+    return lead
+
+
+def update_lead(*, lead, actor, expected_version=None, **changes):
+    """Change a lead's own fields; the activity records each field's old and new value."""
+    unknown = set(changes) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise TypeError(f"update_lead() cannot change {', '.join(sorted(unknown))}")
+    with transaction.atomic():
+        current = _locked(lead)
+        if not policies.can_edit(actor, current):
+            raise PermissionDenied("You cannot edit this lead.")
+        _check_version(current, expected_version)
+
+        errors = {}
+        _normalized_contact(changes, errors)
+        if "source" in changes and changes["source"] is None:
+            errors.setdefault("source", []).append("Choose a source.")
+        diff = {}
+        for field, new in changes.items():
+            if field in errors:
+                continue
+            old = getattr(current, field)
+            if old != new:
+                diff[field] = {"from": _display(old), "to": _display(new)}
+                setattr(current, field, new)
+        _validate_lead(current, errors)
+        if not diff:
+            return current
+        _ensure_no_duplicate(email=current.email, phone=current.phone, exclude_pk=current.pk)
+        current.version = F("version") + 1
+        _save_guarding_duplicates(current, update_fields=[*diff, "version", "updated_at"])
+        current.refresh_from_db(fields=["version", "updated_at"])
+        _record(lead=current, actor=actor, kind=Activity.Kind.UPDATED, data={"changes": diff})
+        announce("lead.updated", lead=current, actor=actor, fields=sorted(diff))
+    return current
+
+
+def move_lead(*, lead, stage, actor, expected_version=None, lost_reason=""):
+    """Move a lead to another stage; a lost stage needs a reason."""
+    with transaction.atomic():
+        current = _locked(lead)
+        if not policies.can_edit(actor, current):
+            raise PermissionDenied("You cannot move this lead.")
+        _check_version(current, expected_version)
+        if stage.pk == current.stage_id:
+            raise ValidationError({"stage": [f"The lead is already in {stage}."]})
+        if stage.archived:
+            raise ValidationError({"stage": [f"The stage {stage} is archived."]})
+        lost_reason = (lost_reason or "").strip()
+        if stage.is_lost and not lost_reason:
+            raise ValidationError({"lost_reason": [f"Say why the lead was lost before moving it to {stage}."]})
+        if len(lost_reason) > Lead._meta.get_field("lost_reason").max_length:
+            raise ValidationError({"lost_reason": ["Keep the reason under 500 characters."]})
+
+        previous = current.stage
+        now = timezone.now()
+        current.stage = stage
+        current.stage_changed_at = now
+        current.lost_reason = lost_reason if stage.is_lost else ""
+        _bump(current, "stage", "stage_changed_at", "lost_reason")
+        data = {
+            "from": previous.name, "to": stage.name,
+            "from_id": previous.pk, "to_id": stage.pk,
+            # How long the lead sat in the stage it left, for time-in-stage reports.
+            "seconds_in_previous": int((now - lead_stage_entered(current, previous, now)).total_seconds()),
+        }  # fmt: skip
+        if lost_reason and stage.is_lost:
+            data["lost_reason"] = lost_reason
+        _record(lead=current, actor=actor, kind=Activity.Kind.STAGE_CHANGED, data=data, occurred_at=now)
+        announce("lead.moved", lead=current, actor=actor, from_stage=previous.pk, to_stage=stage.pk)
+    return current
+
+
+def lead_stage_entered(lead, stage, now):
+    """When the lead entered `stage`: the time of the move into it, or its creation."""
+    moved_in = (
+        lead.activities.filter(kind=Activity.Kind.STAGE_CHANGED, data__to_id=stage.pk)
+        .order_by("-occurred_at", "-id")
+        .values_list("occurred_at", flat=True)
+        .first()
+    )
+    return moved_in or lead.created_at or now
+
+
+def reassign_lead(*, lead, owner, actor, expected_version=None):
+    """Give a lead to another user, or to the unassigned pool (owner=None). Managers only."""
+    with transaction.atomic():
+        current = _locked(lead)
+        if not policies.can_reassign(actor, current):
+            raise PermissionDenied("Only managers and admins can reassign leads.")
+        _check_version(current, expected_version)
+        _require_active_owner(owner)
+        if (owner.pk if owner else None) == current.owner_id:
+            raise ValidationError({"owner": [f"The lead is already {'with ' + str(owner) if owner else 'unassigned'}."]})
+        return _change_owner(current, owner=owner, actor=actor, claimed=False)
+
+
+def claim_lead(*, lead, actor, expected_version=None):
+    """Take an unassigned lead for yourself."""
+    with transaction.atomic():
+        current = _locked(lead)
+        if not policies.can_view(actor, current):
+            raise PermissionDenied("You cannot see this lead.")
+        if current.owner_id is not None:
+            raise ValidationError({"owner": [f"{current.owner} already owns this lead."]})
+        if not policies.can_claim(actor, current):
+            raise PermissionDenied("You cannot claim this lead.")
+        _check_version(current, expected_version)
+        return _change_owner(current, owner=actor, actor=actor, claimed=True)
+
+
+def _change_owner(current, *, owner, actor, claimed):
+    previous = current.owner
+    current.owner = owner
+    _bump(current, "owner")
+    _record(
+        lead=current,
+        actor=actor,
+        kind=Activity.Kind.OWNER_CHANGED,
+        data={
+            "from": str(previous) if previous else None,
+            "to": str(owner) if owner else None,
+            "from_id": previous.pk if previous else None,
+            "to_id": owner.pk if owner else None,
+            "claimed": claimed,
+        },
+    )
+    announce(
+        "lead.reassigned",
+        lead=current,
+        actor=actor,
+        from_owner=previous.pk if previous else None,
+        to_owner=owner.pk if owner else None,
+    )
+    return current
+
+
+def delete_lead(*, lead, actor, reason=""):
+    """Soft-delete: the lead leaves every list but nothing is lost; admin can restore it."""
+    with transaction.atomic():
+        current = _locked(lead)
+        if not policies.can_delete(actor, current):
+            raise PermissionDenied("Only managers and admins can delete leads.")
+        if current.is_deleted:
+            raise ValidationError({"lead": ["This lead is already deleted."]})
+        current.deleted_at = timezone.now()
+        _bump(current, "deleted_at")
+        _record(lead=current, actor=actor, kind=Activity.Kind.DELETED, body=(reason or "").strip())
+        announce("lead.deleted", lead=current, actor=actor)
+    return current
+
+
+def restore_lead(*, lead, actor):
+    """Bring a soft-deleted lead back, unless a live lead has taken its e-mail or phone since."""
+    with transaction.atomic():
+        current = _locked(lead)
+        if not policies.can_restore(actor, current):
+            raise PermissionDenied("Only managers and admins can restore leads.")
+        if not current.is_deleted:
+            raise ValidationError({"lead": ["This lead is not deleted."]})
+        _ensure_no_duplicate(email=current.email, phone=current.phone, exclude_pk=current.pk)
+        current.deleted_at = None
+        _bump(current, "deleted_at")
+        _record(lead=current, actor=actor, kind=Activity.Kind.RESTORED)
+        announce("lead.restored", lead=current, actor=actor)
+    return current
+
+
+def log_activity(*, lead, actor, kind, body="", outcome="", duration_minutes=None, occurred_at=None):
+    """Log a note, call or meeting on the lead's timeline."""
+    if kind not in Activity.LOGGABLE_KINDS:
+        raise ValidationError({"kind": [f"Only {', '.join(Activity.LOGGABLE_KINDS)} can be logged by hand."]})
+    if not policies.can_edit(actor, lead):
+        raise PermissionDenied("You cannot log activities on this lead.")
+    body = (body or "").strip()
+    errors = {}
+    data = {}
+    if kind == Activity.Kind.NOTE and not body:
+        errors["body"] = ["Write something in the note."]
+    if kind == Activity.Kind.CALL:
+        if outcome not in Activity.CallOutcome.values:
+            errors["outcome"] = ["Choose how the call went."]
+        else:
+            data["outcome"] = outcome
+    if duration_minutes not in (None, ""):
+        try:
+            duration = int(duration_minutes)
+        except (TypeError, ValueError):
+            duration = -1
+        if not 0 <= duration <= 24 * 60:
+            errors["duration_minutes"] = ["Enter the duration in minutes, between 0 and 1440."]
+        else:
+            data["duration_minutes"] = duration
+    if occurred_at is not None and occurred_at > timezone.now() + timedelta(minutes=5):
+        errors["occurred_at"] = ["An activity cannot happen in the future; schedule a follow-up instead."]
+    if errors:
+        raise ValidationError(errors)
+    with transaction.atomic():
+        activity = _record(lead=lead, actor=actor, kind=kind, body=body, data=data, occurred_at=occurred_at)
+        announce("activity.logged", lead=lead, actor=actor, activity_id=activity.pk, kind=kind)
+    return activity
+
+
+# --- stages ---------------------------------------------------------------------------------
+
+
+def retire_stage(*, stage, actor):
+    """Delete a stage nobody uses; archive one that leads still sit in. Returns what it did."""
+    if not policies.is_manager(actor):
+        raise PermissionDenied("Only managers and admins can change stages.")
+    with transaction.atomic():
+        if stage.leads.exists():
+            if not stage.archived:
+                stage.archived = True
+                stage.save(update_fields=["archived"])
+            return "archived"
+        stage.delete()
+        return "deleted"
