@@ -1,6 +1,7 @@
 """Domain errors the services raise; every door turns them into a message a person can act on."""
 
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 
 class DuplicateLead(ValidationError):
@@ -23,7 +24,7 @@ class StaleLead(Exception):
         self.changed_by = changed_by
         self.changed_at = changed_at
         who = str(changed_by) if changed_by else "someone else"
-        when = changed_at.strftime("%Y-%m-%d %H:%M UTC") if changed_at else "just now"
+        when = timezone.localtime(changed_at).strftime("%Y-%m-%d %H:%M %Z") if changed_at else "just now"
         super().__init__(
             f"This lead was changed by {who} at {when}. Here it is as it is now; "
             "check it and make your change again."

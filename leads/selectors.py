@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count, Sum
 from django.http import Http404
 
-from leads.models import Activity, Lead, Source, Stage
+from leads.models import Lead, Source, Stage
 from leads.policies import visible_leads_q
 
 
@@ -23,7 +23,7 @@ def visible_leads(user):
 def get_visible_lead(user, pk):
     """The lead, or 404 when it does not exist or the user may not see it (never a 403)."""
     try:
-        return visible_leads(user).get(pk=int(pk))
+        return visible_leads(user).select_related("created_by").get(pk=int(pk))
     except (Lead.DoesNotExist, ValueError, TypeError, OverflowError):
         raise Http404("No such lead.") from None
 
@@ -99,8 +99,3 @@ def board_columns(*, leads, stages, column_pages=None, page_size=None):
             leads.filter(stage=column.stage).order_by("-stage_changed_at", "-id")[start : start + page_size]
         )
     return list(columns.values())
-
-
-def last_change(lead):
-    """The activity that last changed the lead, for "changed by X at T" messages."""
-    return lead.activities.exclude(kind__in=Activity.LOGGABLE_KINDS).select_related("actor").first()

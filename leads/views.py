@@ -1,0 +1,304 @@
+"""The board and lead pages: parse the request, call a selector or a service, render or redirect."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.http import JsonResponse
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from leads import policies, selectors, services
+from leads.exceptions import StaleLead
+from leads.filters import LeadFilter
+from leads.forms import (
+    ActivityForm,
+    LeadEditForm,
+    MoveForm,
+    QuickAddForm,
+    ReassignForm,
+    VersionForm,
+    apply_service_errors,
+)
+from leads.models import Activity
+
+TIMELINE_PAGE_SIZE = 50
+BOARD_FILTER_PARAMS = ("query", "source", "owner", "stage")
+
+
+# --- small helpers ---------------------------------------------------------------------------
+
+
+def _wants_json(request):
+    return "application/json" in request.headers.get("Accept", "")
+
+
+def _back_to_board(request):
+    """Where to return after a board action: the board URL it came from, filters included."""
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
+        return target
+    return reverse("leads:board")
+
+
+def _column_pages(params):
+    """?page_<stage id>=N for each column's own paging."""
+    pages = {}
+    for key, value in params.items():
+        if key.startswith("page_") and key[5:].isdigit() and value.isdigit():
+            pages[int(key[5:])] = min(int(value), 100_000)
+    return pages
+
+
+# --- the board -------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def board(request):
+    return _render_board(request, quick_add=QuickAddForm())
+
+
+def _render_board(request, *, quick_add, status=200):
+    filter_data = {k: request.GET[k] for k in BOARD_FILTER_PARAMS if request.GET.get(k)}
+    filterset = LeadFilter(filter_data or None, queryset=selectors.visible_leads(request.user), request=request)
+    leads = filterset.qs
+    stages = selectors.board_stages()
+    chosen_stage = filterset.active_filters().get("stage")
+    shown = [s for s in stages if chosen_stage is None or s.pk == chosen_stage.pk]
+    columns = selectors.board_columns(leads=leads, stages=shown, column_pages=_column_pages(request.GET))
+    return render(
+        request,
+        "leads/board.html",
+        {
+            "columns": columns,
+            "stages": stages,
+            "filterset": filterset,
+            "filter_query": "&".join(f"{k}={v}" for k, v in filter_data.items()),
+            "is_filtered": bool(filter_data),
+            "quick_add": quick_add,
+            "board_url": request.get_full_path(),
+        },
+        status=status,
+    )
+
+
+@login_required
+@require_POST
+def quick_add(request):
+    form = QuickAddForm(request.POST)
+    if form.is_valid():
+        try:
+            lead = services.create_lead(actor=request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            apply_service_errors(form, exc)
+        except PermissionDenied as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"Added {lead.name} to {lead.stage}.", extra_tags=f"lead:{lead.pk}")
+            return redirect(_back_to_board(request))
+    return _render_board(request, quick_add=form, status=400)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def move(request, pk):
+    """Move a card. A plain form post (no JavaScript) or fetch() asking for JSON."""
+    lead = selectors.get_visible_lead(request.user, pk)
+    if request.method == "GET":
+        # The no-JavaScript way to give a lost reason: a page with the full move form.
+        form = MoveForm(initial={"stage": request.GET.get("stage"), "version": lead.version})
+        return render(request, "leads/move.html", {"lead": lead, "form": form, "next": _back_to_board(request)})
+
+    form = MoveForm(request.POST)
+    status, error = 400, None
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            lead = services.move_lead(
+                lead=lead, stage=data["stage"], actor=request.user,
+                expected_version=data["version"], lost_reason=data["lost_reason"],
+            )  # fmt: skip
+        except StaleLead as exc:
+            status, error, lead = 409, str(exc), exc.current
+        except PermissionDenied as exc:
+            status, error = 403, str(exc)
+        except ValidationError as exc:
+            apply_service_errors(form, exc)
+        else:
+            return _moved(request, lead)
+    if _wants_json(request):
+        return _json_error(error, form, status, lead)
+    if error is None and "lost_reason" in form.errors:
+        return render(request, "leads/move.html", {"lead": lead, "form": form, "next": _back_to_board(request)},
+                      status=400)  # fmt: skip
+    messages.error(request, error or " ".join(m for ms in form.errors.values() for m in ms))
+    return redirect(_back_to_board(request))
+
+
+def _moved(request, lead):
+    if _wants_json(request):
+        card = render_to_string(
+            "leads/_card.html",
+            {"lead": lead, "stages": selectors.board_stages(), "board_url": _back_to_board(request)},
+            request=request,
+        )
+        return JsonResponse({"ok": True, "lead": _lead_state(lead), "card_html": card})
+    messages.success(request, f"Moved {lead.name} to {lead.stage}.", extra_tags=f"lead:{lead.pk}")
+    return redirect(_back_to_board(request))
+
+
+def _lead_state(lead):
+    return {"id": lead.pk, "version": lead.version, "stage_id": lead.stage_id, "stage": lead.stage.name,
+            "owner": str(lead.owner) if lead.owner else None, "value": str(lead.value)}  # fmt: skip
+
+
+def _json_error(error, form, status, lead):
+    fields = {name: [str(m) for m in msgs] for name, msgs in form.errors.items()}
+    message = error or " ".join(m for msgs in fields.values() for m in msgs) or "The lead was not moved."
+    return JsonResponse({"ok": False, "error": message, "fields": fields, "lead": _lead_state(lead)}, status=status)
+
+
+# --- the lead page ---------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def detail(request, pk):
+    lead = selectors.get_visible_lead(request.user, pk)
+    return _render_detail(request, lead)
+
+
+def _render_detail(request, lead, *, status=200, **forms):
+    user = request.user
+    can_edit = policies.can_edit(user, lead)
+    timeline = Paginator(selectors.lead_timeline(lead), TIMELINE_PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {
+        "lead": lead,
+        "timeline": timeline,
+        "can_edit": can_edit,
+        "can_reassign": policies.can_reassign(user, lead),
+        "can_claim": policies.can_claim(user, lead),
+        "can_delete": policies.can_delete(user, lead),
+        "edit_form": forms.get("edit_form") or (LeadEditForm(lead=lead) if can_edit else None),
+        "move_form": forms.get("move_form") or MoveForm(initial={"stage": lead.stage_id, "version": lead.version}),
+        "reassign_form": forms.get("reassign_form")
+        or ReassignForm(initial={"owner": lead.owner_id, "version": lead.version}),
+        "activity_form": forms.get("activity_form") or ActivityForm(initial={"kind": Activity.Kind.NOTE}),
+        "conflict": forms.get("conflict"),
+    }
+    return render(request, "leads/detail.html", context, status=status)
+
+
+@login_required
+@require_POST
+def edit(request, pk):
+    lead = selectors.get_visible_lead(request.user, pk)
+    form = LeadEditForm(request.POST, lead=lead)
+    if not form.is_valid():
+        return _render_detail(request, lead, edit_form=form, status=400)
+    try:
+        services.update_lead(
+            lead=lead, actor=request.user, expected_version=form.cleaned_data["version"], **form.changes()
+        )
+    except StaleLead as exc:
+        # Keep what they typed, but against the current version, beside what changed meanwhile.
+        data = request.POST.copy()
+        data["version"] = exc.current.version
+        conflict = {"message": str(exc), "changes": _conflicting_fields(form, exc.current)}
+        return _render_detail(request, exc.current, edit_form=LeadEditForm(data, lead=exc.current),
+                              conflict=conflict, status=409)  # fmt: skip
+    except ValidationError as exc:
+        apply_service_errors(form, exc)
+        return _render_detail(request, lead, edit_form=form, status=400)
+    messages.success(request, "Saved.")
+    return redirect(lead)
+
+
+def _conflicting_fields(form, current):
+    """Fields where the current lead differs from what the person started editing."""
+    changed = []
+    for name in form.changes():
+        initial = form.initial.get(name)
+        now = getattr(current, name)
+        if str(getattr(initial, "pk", initial)) != str(getattr(now, "pk", now)):
+            changed.append({"field": form.fields[name].label or name.replace("_", " "), "now": now})
+    return changed
+
+
+@login_required
+@require_POST
+def log_activity(request, pk):
+    lead = selectors.get_visible_lead(request.user, pk)
+    form = ActivityForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            activity = services.log_activity(
+                lead=lead, actor=request.user, kind=data["kind"], body=data["body"],
+                outcome=data["outcome"], duration_minutes=data["duration_minutes"],
+            )  # fmt: skip
+        except ValidationError as exc:
+            apply_service_errors(form, exc)
+        else:
+            messages.success(request, f"{activity.get_kind_display()} logged.")
+            return redirect(lead)
+    return _render_detail(request, lead, activity_form=form, status=400)
+
+
+@login_required
+@require_POST
+def reassign(request, pk):
+    lead = selectors.get_visible_lead(request.user, pk)
+    form = ReassignForm(request.POST)
+    if form.is_valid():
+        try:
+            lead = services.reassign_lead(
+                lead=lead, owner=form.cleaned_data["owner"], actor=request.user,
+                expected_version=form.cleaned_data["version"],
+            )  # fmt: skip
+        except StaleLead as exc:
+            messages.error(request, str(exc))
+            return redirect(lead)
+        except ValidationError as exc:
+            apply_service_errors(form, exc)
+        else:
+            messages.success(request, f"{lead.name} is now {'with ' + str(lead.owner) if lead.owner else 'unassigned'}.")
+            return redirect(lead)
+    return _render_detail(request, lead, reassign_form=form, status=400)
+
+
+@login_required
+@require_POST
+def claim(request, pk):
+    lead = selectors.get_visible_lead(request.user, pk)
+    form = VersionForm(request.POST)
+    form.is_valid()
+    try:
+        lead = services.claim_lead(lead=lead, actor=request.user, expected_version=form.cleaned_data.get("version"))
+    except (StaleLead, ValidationError) as exc:
+        messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
+    else:
+        messages.success(request, f"{lead.name} is yours now.")
+    return redirect(lead)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def delete(request, pk):
+    lead = selectors.get_visible_lead(request.user, pk)
+    if not policies.can_delete(request.user, lead):
+        raise PermissionDenied("Only managers and admins can delete leads.")
+    if request.method == "GET":
+        return render(request, "leads/delete.html", {"lead": lead})
+    services.delete_lead(lead=lead, actor=request.user, reason=request.POST.get("reason", "")[:2000])
+    messages.success(request, f"Deleted {lead.name}. An admin can restore it from Django admin.")
+    return redirect("leads:board")
+
+
+@login_required
+def home(request):
+    return redirect("leads:board")

@@ -1,0 +1,196 @@
+// Board moves by drag-and-drop and by keyboard, on top of each card's plain move form.
+// Every move posts that same form with fetch(); the server answers JSON and the page
+// updates the card and both columns' counts without a reload. Without JavaScript the
+// forms still work on their own.
+(function () {
+  "use strict";
+
+  const board = document.querySelector("[data-board]");
+  if (!board) return;
+  const live = document.getElementById("board-live");
+  const lostDialog = document.getElementById("lost-dialog");
+  const money = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
+  let dragged = null;   // the card being dragged with the mouse
+  let picked = null;    // the card picked up with the keyboard
+  let pickedTarget = null;
+
+  const columns = () => Array.from(board.querySelectorAll(".column"));
+  const columnOf = (el) => el.closest(".column");
+  const announce = (text) => { live.textContent = ""; window.setTimeout(() => { live.textContent = text; }, 30); };
+
+  function flash(text, level) {
+    let box = document.querySelector(".messages");
+    if (!box) {
+      box = document.createElement("div");
+      box.className = "messages";
+      box.setAttribute("role", "status");
+      document.getElementById("main").before(box);
+    }
+    const p = document.createElement("p");
+    p.className = "message message-" + level;
+    p.textContent = text;
+    box.replaceChildren(p);
+  }
+
+  function adjustColumn(column, countDelta, valueDelta) {
+    const count = column.querySelector("[data-count]");
+    const total = column.querySelector("[data-total]");
+    const n = parseInt(count.textContent.replace(/\D/g, ""), 10) + countDelta;
+    count.textContent = money.format(n);
+    column.querySelector("[data-count-label]").textContent = n === 1 ? "lead" : "leads";
+    const t = parseFloat(total.textContent.replace(/[^\d.-]/g, "")) + valueDelta;
+    total.textContent = money.format(Math.round(t));
+    const list = column.querySelector(".cards");
+    const empty = list.querySelector(".empty");
+    if (n > 0 && empty) empty.remove();
+  }
+
+  function askLostReason() {
+    return new Promise((resolve) => {
+      const text = lostDialog.querySelector("textarea");
+      const error = lostDialog.querySelector("[data-lost-error]");
+      text.value = "";
+      error.hidden = true;
+      const onClose = () => {
+        lostDialog.removeEventListener("close", onClose);
+        resolve(lostDialog.returnValue === "move" ? text.value.trim() : null);
+      };
+      lostDialog.querySelector("form").onsubmit = (event) => {
+        if (event.submitter && event.submitter.value === "move" && !text.value.trim()) {
+          event.preventDefault();
+          error.hidden = false;
+          text.focus();
+        }
+      };
+      lostDialog.addEventListener("close", onClose);
+      lostDialog.showModal();
+      text.focus();
+    });
+  }
+
+  async function moveCard(card, targetColumn) {
+    const fromColumn = columnOf(card);
+    if (!targetColumn || targetColumn === fromColumn) return;
+    const form = card.querySelector(".move-form");
+    const body = new FormData(form);
+    body.set("stage", targetColumn.dataset.stageId);
+    if (targetColumn.dataset.stageKind === "lost") {
+      const reason = await askLostReason();
+      if (reason === null) { card.focus(); return; }
+      body.set("lost_reason", reason);
+    }
+    card.setAttribute("aria-busy", "true");
+    let response, data;
+    try {
+      response = await fetch(form.action, {
+        method: "POST", body, credentials: "same-origin",
+        headers: { Accept: "application/json", "X-Requested-With": "fetch" },
+      });
+      data = await response.json();
+    } catch (err) {
+      card.removeAttribute("aria-busy");
+      flash("The move did not reach the server. Check your connection and try again.", "error");
+      return;
+    }
+    card.removeAttribute("aria-busy");
+    if (!response.ok || !data.ok) {
+      flash(data.error || "The lead was not moved.", "error");
+      announce("Not moved: " + (data.error || ""));
+      if (response.status === 409 && data.lead) card.dataset.version = data.lead.version;
+      card.focus();
+      return;
+    }
+    const value = parseFloat(card.dataset.value) || 0;
+    const template = document.createElement("template");
+    template.innerHTML = data.card_html.trim();
+    const fresh = template.content.firstElementChild;
+    card.remove();
+    targetColumn.querySelector(".cards").prepend(fresh);
+    adjustColumn(fromColumn, -1, -value);
+    adjustColumn(targetColumn, +1, +value);
+    if (!fromColumn.querySelector(".lead-card")) {
+      const li = document.createElement("li");
+      li.className = "empty";
+      li.textContent = "No leads here.";
+      fromColumn.querySelector(".cards").append(li);
+    }
+    fresh.classList.add("just-moved");
+    fresh.focus();
+    const message = "Moved " + fresh.querySelector(".card-name").textContent + " to " + targetColumn.dataset.stageName + ".";
+    flash(message, "success");
+    announce(message);
+  }
+
+  // --- mouse drag-and-drop ---
+  board.addEventListener("dragstart", (event) => {
+    const card = event.target.closest(".lead-card");
+    if (!card) return;
+    dragged = card;
+    card.classList.add("dragging");
+    event.dataTransfer.effectAllowed = "move";
+    event.dataTransfer.setData("text/plain", card.dataset.leadId);
+  });
+  board.addEventListener("dragend", () => {
+    if (dragged) dragged.classList.remove("dragging");
+    dragged = null;
+    columns().forEach((c) => c.classList.remove("drop-target"));
+  });
+  board.addEventListener("dragover", (event) => {
+    const column = columnOf(event.target);
+    if (!dragged || !column) return;
+    event.preventDefault();
+    event.dataTransfer.dropEffect = "move";
+    columns().forEach((c) => c.classList.toggle("drop-target", c === column && c !== columnOf(dragged)));
+  });
+  board.addEventListener("drop", (event) => {
+    const column = columnOf(event.target);
+    if (!dragged || !column) return;
+    event.preventDefault();
+    const card = dragged;
+    columns().forEach((c) => c.classList.remove("drop-target"));
+    moveCard(card, column);
+  });
+
+  // --- keyboard: Space picks a card up, arrows choose a column, Enter drops, Escape cancels ---
+  function cancelPick() {
+    if (!picked) return;
+    picked.classList.remove("picked");
+    columns().forEach((c) => c.classList.remove("drop-target"));
+    picked = pickedTarget = null;
+  }
+  board.addEventListener("keydown", (event) => {
+    const card = event.target.closest(".lead-card");
+    if (!card || event.target !== card) return;  // keys inside the card's form behave normally
+    if (!picked && (event.key === " " || event.key === "Enter")) {
+      if (event.key === "Enter") return;  // Enter on a card leaves the link/forms alone
+      event.preventDefault();
+      picked = card;
+      pickedTarget = columnOf(card);
+      card.classList.add("picked");
+      announce("Picked up " + card.querySelector(".card-name").textContent + ". Use left and right arrows to choose a column, Enter to drop, Escape to cancel.");
+      return;
+    }
+    if (picked !== card) return;
+    const all = columns();
+    if (event.key === "ArrowRight" || event.key === "ArrowLeft") {
+      event.preventDefault();
+      const step = event.key === "ArrowRight" ? 1 : -1;
+      const index = Math.min(Math.max(all.indexOf(pickedTarget) + step, 0), all.length - 1);
+      pickedTarget = all[index];
+      all.forEach((c) => c.classList.toggle("drop-target", c === pickedTarget && c !== columnOf(card)));
+      announce(pickedTarget.dataset.stageName);
+    } else if (event.key === "Enter" || event.key === " ") {
+      event.preventDefault();
+      const target = pickedTarget;
+      cancelPick();
+      moveCard(card, target);
+    } else if (event.key === "Escape") {
+      event.preventDefault();
+      cancelPick();
+      announce("Move cancelled.");
+    }
+  });
+  board.addEventListener("focusout", (event) => {
+    if (picked && event.target === picked && !lostDialog.open) cancelPick();
+  });
+})();
