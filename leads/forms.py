@@ -94,7 +94,7 @@ class ActivityForm(forms.Form):
     kind = forms.ChoiceField(
         choices=[(k.value, k.label) for k in Activity.LOGGABLE_KINDS], widget=forms.RadioSelect, label="What happened"
     )
-    body = forms.CharField(required=False, max_length=10_000, label="Notes", widget=forms.Textarea(attrs={"rows": 3}))
+    body = forms.CharField(required=False, max_length=10_000, label="Summary", widget=forms.Textarea(attrs={"rows": 3}))
     outcome = forms.ChoiceField(
         choices=[("", "—")] + Activity.CallOutcome.choices, required=False, label="Call outcome"
     )

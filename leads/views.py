@@ -70,6 +70,8 @@ def _render_board(request, *, quick_add, status=200):
     chosen_stage = filterset.active_filters().get("stage")
     shown = [s for s in stages if chosen_stage is None or s.pk == chosen_stage.pk]
     columns = selectors.board_columns(leads=leads, stages=shown, column_pages=_column_pages(request.GET))
+    for column in columns:
+        _mark_movable(request.user, column.leads)
     return render(
         request,
         "leads/board.html",
@@ -139,8 +141,15 @@ def move(request, pk):
     return redirect(_back_to_board(request))
 
 
+def _mark_movable(user, leads):
+    """Cards offer a move form and dragging only to people the policy lets move them."""
+    for lead in leads:
+        lead.movable = policies.can_edit(user, lead)
+
+
 def _moved(request, lead):
     if _wants_json(request):
+        _mark_movable(request.user, [lead])
         card = render_to_string(
             "leads/_card.html",
             {"lead": lead, "stages": selectors.board_stages(), "board_url": _back_to_board(request)},
