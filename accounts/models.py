@@ -53,6 +53,10 @@ class User(AbstractUser):
         self.email = self.email.lower()
         self.is_staff = self.role in MANAGING_ROLES
         self.is_superuser = self.role == Role.ADMIN
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "role" in update_fields:
+            # save(update_fields=["role"]) must still store the flags that follow the role.
+            kwargs["update_fields"] = {*update_fields, "is_staff", "is_superuser"}
         super().save(*args, **kwargs)
         self._sync_role_groups()
 

@@ -1,5 +1,7 @@
 """The one FilterSet behind the board, the API and exports: ?query=&source=&owner=&stage=."""
 
+import re
+
 import django_filters
 from django import forms
 from django.contrib.auth import get_user_model
@@ -19,7 +21,8 @@ class NameOrIdChoiceField(forms.ModelChoiceField):
         if value in self.empty_values:
             return None
         value = str(value).strip()
-        lookup = {"pk": int(value)} if value.isdigit() else {"name__iexact": value}
+        # isdecimal, not isdigit: "²" is a digit that int() refuses.
+        lookup = {"pk": int(value)} if value.isdecimal() else {"name__iexact": value}
         try:
             return self.queryset.get(**lookup)
         except (self.queryset.model.DoesNotExist, self.queryset.model.MultipleObjectsReturned, OverflowError):
@@ -47,7 +50,7 @@ class OwnerChoiceField(forms.ChoiceField):
         value = super().clean(value)
         if value in ("", "me", "unassigned"):
             return value
-        if not value.isdigit():
+        if not value.isdecimal():
             raise ValidationError(f"Owner must be a user id, “me” or “unassigned”, not “{value[:80]}”.")
         try:
             return get_user_model().objects.get(pk=int(value))
@@ -73,8 +76,18 @@ class OwnerFilter(django_filters.Filter):
         return qs.filter(owner=value)
 
 
+def _looks_like_phone(text):
+    """Digits and the punctuation people type in numbers ("+1 (212) 555-0123"), 3+ digits."""
+    return len(phone_digits(text)) >= 3 and re.fullmatch(r"[\d\s+().-]+", text) is not None
+
+
 def search_leads(queryset, term):
-    """Every word must match the first or last name, e-mail, company or phone digits."""
+    """Every word must match the first or last name, e-mail, company or phone digits.
+
+    A term that is a whole phone number also matches as one number, so that its country
+    code ("+1", too short to be a fragment on its own) does not make the search fail.
+    """
+    condition = Q()
     for word in term.split()[:8]:
         match = (
             Q(first_name__icontains=word)
@@ -82,12 +95,13 @@ def search_leads(queryset, term):
             | Q(email__icontains=word)
             | Q(company__icontains=word)
         )
-        digits = phone_digits(word)
         # Only words that look like a phone fragment are matched against phones.
-        if len(digits) >= 3 and len(digits) >= len(word.strip("+()-. ")) - 2:
-            match |= Q(phone__contains=digits)
-        queryset = queryset.filter(match)
-    return queryset
+        if _looks_like_phone(word):
+            match |= Q(phone__contains=phone_digits(word))
+        condition &= match
+    if _looks_like_phone(term):
+        condition |= Q(phone__contains=phone_digits(term))
+    return queryset.filter(condition)
 
 
 class LeadFilter(django_filters.FilterSet):

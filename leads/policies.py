@@ -25,9 +25,13 @@ def visible_leads_q(user):
     """The rows of Lead that `user` may see, as a filter; the list twin of can_view()."""
     if not _is_active_user(user):
         return Q(pk__in=[])
-    if is_manager(user) or _sharing() in {"read", "write"}:
+    if is_manager(user):
         return Q()
-    return Q(owner=user) | Q(owner__isnull=True)
+    # As in can_view(): soft-deleted leads are for managers only, whatever the sharing.
+    live = Q(deleted_at__isnull=True)
+    if _sharing() in {"read", "write"}:
+        return live
+    return live & (Q(owner=user) | Q(owner__isnull=True))
 
 
 def can_view(user, lead):

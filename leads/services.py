@@ -57,7 +57,8 @@ def _check_version(current, expected_version):
     except (TypeError, ValueError):
         raise ValidationError({"version": ["The version must be a whole number."]}) from None
     if expected != current.version:
-        last = current.activities.select_related("actor").first()
+        # Notes, calls and meetings do not change the lead, so they do not make a page stale.
+        last = current.activities.exclude(kind__in=Activity.LOGGABLE_KINDS).select_related("actor").first()
         raise StaleLead(
             current=current,
             changed_by=last.actor if last else None,
@@ -269,15 +270,18 @@ def update_lead(*, lead, actor, expected_version=None, **changes):
         _normalized_contact(changes, errors)
         if "source" in changes and changes["source"] is None:
             errors.setdefault("source", []).append("Choose a source.")
-        diff = {}
+        before = {field: getattr(current, field) for field in EDITABLE_FIELDS}
         for field, new in changes.items():
-            if field in errors:
-                continue
-            old = getattr(current, field)
-            if old != new:
-                diff[field] = {"from": _display(old), "to": _display(new)}
+            if field not in errors:
                 setattr(current, field, new)
+        # Validation may itself change fields (a lone surname becomes the first name), so the
+        # diff is taken afterwards: what is saved and recorded is what the lead now holds.
         _validate_lead(current, errors)
+        diff = {
+            field: {"from": _display(old), "to": _display(getattr(current, field))}
+            for field, old in before.items()
+            if getattr(current, field) != old
+        }
         if not diff:
             return current
         _ensure_no_duplicate(email=current.email, phone=current.phone, exclude_pk=current.pk)
@@ -302,7 +306,9 @@ def move_lead(*, lead, stage, actor, expected_version=None, lost_reason=""):
             raise ValidationError({"stage": [f"The stage {stage} is archived."]})
         lost_reason = (lost_reason or "").strip()
         if stage.is_lost and not lost_reason:
-            raise ValidationError({"lost_reason": [f"Say why the lead was lost before moving it to {stage}."]})
+            raise ValidationError(
+                {"lost_reason": [f"Say why the lead was lost before moving it to {stage}."]}
+            )
         if len(lost_reason) > Lead._meta.get_field("lost_reason").max_length:
             raise ValidationError({"lost_reason": ["Keep the reason under 500 characters."]})
 
@@ -345,7 +351,8 @@ def reassign_lead(*, lead, owner, actor, expected_version=None):
         _check_version(current, expected_version)
         _require_active_owner(owner)
         if (owner.pk if owner else None) == current.owner_id:
-            raise ValidationError({"owner": [f"The lead is already {'with ' + str(owner) if owner else 'unassigned'}."]})
+            where = f"with {owner}" if owner else "unassigned"
+            raise ValidationError({"owner": [f"The lead is already {where}."]})
         return _change_owner(current, owner=owner, actor=actor, claimed=False)
 
 
@@ -470,3 +477,4 @@ def retire_stage(*, stage, actor):
             return "archived"
         stage.delete()
         return "deleted"
+
