@@ -211,9 +211,15 @@ def create_lead(
         first_name, last_name = split_full_name(name)
 
     values = dict(
-        first_name=first_name, last_name=last_name, email=email, phone=phone,
-        company=company, title=title, value=value, notes=notes,
-    )  # fmt: skip
+        first_name=first_name,
+        last_name=last_name,
+        email=email,
+        phone=phone,
+        company=company,
+        title=title,
+        value=value,
+        notes=notes,
+    )
     errors = {}
     _normalized_contact(values, errors)
     try:
@@ -226,6 +232,8 @@ def create_lead(
     if stage.is_lost and not (lost_reason or "").strip():
         errors.setdefault("lost_reason", []).append("Say why the lead was lost.")
     source = source or Source.objects.get_or_create(name=DEFAULT_SOURCE_NAME)[0]
+    if source.archived:
+        errors.setdefault("source", []).append(f"The source {source} is archived; choose another.")
 
     now = timezone.now()
     lead = Lead(
@@ -319,11 +327,13 @@ def move_lead(*, lead, stage, actor, expected_version=None, lost_reason=""):
         current.lost_reason = lost_reason if stage.is_lost else ""
         _bump(current, "stage", "stage_changed_at", "lost_reason")
         data = {
-            "from": previous.name, "to": stage.name,
-            "from_id": previous.pk, "to_id": stage.pk,
+            "from": previous.name,
+            "to": stage.name,
+            "from_id": previous.pk,
+            "to_id": stage.pk,
             # How long the lead sat in the stage it left, for time-in-stage reports.
             "seconds_in_previous": int((now - lead_stage_entered(current, previous, now)).total_seconds()),
-        }  # fmt: skip
+        }
         if lost_reason and stage.is_lost:
             data["lost_reason"] = lost_reason
         _record(lead=current, actor=actor, kind=Activity.Kind.STAGE_CHANGED, data=data, occurred_at=now)
@@ -457,8 +467,14 @@ def log_activity(*, lead, actor, kind, body="", outcome="", duration_minutes=Non
     if errors:
         raise ValidationError(errors)
     with transaction.atomic():
-        activity = _record(lead=lead, actor=actor, kind=kind, body=body, data=data, occurred_at=occurred_at)
-        announce("activity.logged", lead=lead, actor=actor, activity_id=activity.pk, kind=kind)
+        # Judge the lead as it is now, not as the caller last read it (deleted or reassigned since?).
+        current = _locked(lead)
+        if not policies.can_edit(actor, current):
+            raise PermissionDenied("You cannot log activities on this lead.")
+        activity = _record(
+            lead=current, actor=actor, kind=kind, body=body, data=data, occurred_at=occurred_at
+        )
+        announce("activity.logged", lead=current, actor=actor, activity_id=activity.pk, kind=kind)
     return activity
 
 
@@ -478,3 +494,74 @@ def retire_stage(*, stage, actor):
         stage.delete()
         return "deleted"
 
+
+def change_lead(*, lead, actor, expected_version=None, stage=None, lost_reason="", owner=_UNSET, **changes):
+    """Edit fields, stage and owner together (an API PUT/PATCH, an admin form): all or nothing.
+
+    Each part is recorded by its own service (updated, stage_changed, owner_changed), so
+    the timeline reads the same whichever door the change came through.
+    """
+    with transaction.atomic():
+        current = _locked(lead)
+        if not (policies.can_edit(actor, current) or policies.can_reassign(actor, current)):
+            raise PermissionDenied("You cannot edit this lead.")
+        _check_version(current, expected_version)
+        if changes:
+            current = update_lead(lead=current, actor=actor, **changes)
+        if stage is not None and stage.pk != current.stage_id:
+            current = move_lead(lead=current, stage=stage, actor=actor, lost_reason=lost_reason)
+        if owner is not _UNSET and (owner.pk if owner else None) != current.owner_id:
+            current = reassign_lead(lead=current, owner=owner, actor=actor)
+    return current
+
+
+# --- stages and sources (managers and admins) ---------------------------------------------------
+
+
+def _require_manager(actor):
+    if not policies.is_manager(actor):
+        raise PermissionDenied("Only managers and admins can change stages and sources.")
+
+
+def _save_named(instance, fields):
+    errors = {}
+    try:
+        instance.full_clean()
+    except ValidationError as exc:
+        errors = exc.message_dict
+    if errors:
+        raise ValidationError(errors)
+    instance.save()
+    return instance
+
+
+def save_stage(*, actor, stage=None, **fields):
+    """Create a stage (stage=None) or change one's name, position, kind or archived flag."""
+    _require_manager(actor)
+    stage = stage or Stage()
+    for name, value in fields.items():
+        setattr(stage, name, value)
+    if stage.archived and stage.pk and not Stage.objects.filter(archived=False).exclude(pk=stage.pk).exists():
+        raise ValidationError({"archived": ["The board needs at least one stage that is not archived."]})
+    return _save_named(stage, fields)
+
+
+def save_source(*, actor, source=None, **fields):
+    _require_manager(actor)
+    source = source or Source()
+    for name, value in fields.items():
+        setattr(source, name, value)
+    return _save_named(source, fields)
+
+
+def retire_source(*, source, actor):
+    """Delete a source nobody uses; archive one that leads came from. Returns what it did."""
+    _require_manager(actor)
+    with transaction.atomic():
+        if source.leads.exists():
+            if not source.archived:
+                source.archived = True
+                source.save(update_fields=["archived"])
+            return "archived"
+        source.delete()
+        return "deleted"

@@ -907,3 +907,21 @@ class TestActivityIsAppendOnly:
         with pytest.raises(TypeError):
             Activity.objects.filter(lead=lead).delete()
         assert Activity.objects.filter(lead=lead).count() == 1
+
+
+def test_log_activity_judges_the_lead_as_it_is_now_not_as_the_caller_read_it(sales, manager):
+    lead = LeadFactory(owner=sales)
+    stale_copy = Lead.objects.get(pk=lead.pk)
+    services.delete_lead(lead=lead, actor=manager)
+    with pytest.raises(PermissionDenied):
+        services.log_activity(lead=stale_copy, actor=sales, kind="note", body="Too late")
+    assert not Activity.objects.filter(kind="note").exists()
+
+
+def test_create_refuses_an_archived_source(sales):
+    Source.objects.filter(name="Facebook").update(archived=True)
+    with pytest.raises(ValidationError) as caught:
+        services.create_lead(
+            actor=sales, name="Ann Archive", email="ann@example.com", source=Source.objects.get(name="Facebook")
+        )
+    assert "archived" in caught.value.message_dict["source"][0]
