@@ -1,5 +1,6 @@
 """Leadboard settings: every value comes from the environment, with defaults that run a demo."""
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -28,6 +29,10 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_filters",
     "django_tasks",
+    "rest_framework",
+    "rest_framework_simplejwt.token_blacklist",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "accounts",
     "leads",
 ]
@@ -100,7 +105,8 @@ STORAGES = {
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "media")
 MEDIA_URL = "media/"
 
-# Console e-mail unless EMAIL_URL names an SMTP server (smtp://user:pass@host:587/?tls=True).
+# Console e-mail unless EMAIL_URL names an SMTP server: smtp+tls://user:pass@host:587 (STARTTLS),
+# smtp+ssl://user:pass@host:465 (implicit TLS) or smtp://host:25 (plain).
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Leadboard <leadboard@localhost>")
 
@@ -114,12 +120,73 @@ TASKS = {
 # Who may see and edit leads they do not own: "private", "read" (default) or "write".
 LEAD_SHARING = env.str("LEAD_SHARING", default="read")
 if LEAD_SHARING not in {"private", "read", "write"}:
-    raise environ.ImproperlyConfigured(
-        f"LEAD_SHARING must be private, read or write, not {LEAD_SHARING!r}"
-    )
+    raise environ.ImproperlyConfigured(f"LEAD_SHARING must be private, read or write, not {LEAD_SHARING!r}")
 # Phone numbers typed without a +country prefix are read in this region.
 PHONE_DEFAULT_REGION = env.str("PHONE_DEFAULT_REGION", default="US")
 BOARD_COLUMN_PAGE_SIZE = env.int("BOARD_COLUMN_PAGE_SIZE", default=25)
+
+# --- REST API --------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # JWT first, so an unauthenticated request is answered 401 with WWW-Authenticate.
+        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "leads.api.pagination.PageLimitPagination",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "leads.api.throttling.AnonymousRateThrottle",
+        "leads.api.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "leads.api.errors.api_exception_handler",
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+}
+# Requests per period ("60/min", "1000/hour"); read on every request so tests can change them.
+API_THROTTLE_RATES = {
+    "anon": env.str("API_THROTTLE_ANON", default="60/min"),
+    "user": env.str("API_THROTTLE_USER", default="1200/min"),
+}
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("JWT_ACCESS_MINUTES", default=15)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("JWT_REFRESH_DAYS", default=7)),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "UPDATE_LAST_LOGIN": True,
+    "SIGNING_KEY": SECRET_KEY,
+}
+IDEMPOTENCY_KEY_TTL = timedelta(hours=24)
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Leadboard API",
+    "DESCRIPTION": (
+        "Leads, stages, owners and activities. Authenticate with a JWT from /api/auth/token/ "
+        "(Authorization: Bearer ...) or a browser session. Every error answers "
+        '{"error": {"code", "message", "fields"}}.'
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "RoleEnum": "accounts.roles.Role",
+        "StageKindEnum": "leads.models.Stage.Kind",
+        "PriorityEnum": "leads.models.Lead.Priority",
+        "ActivityKindEnum": "leads.models.Activity.Kind",
+        "LoggableActivityKindEnum": [("note", "Note"), ("call", "Call"), ("meeting", "Meeting")],
+        "CallOutcomeEnum": "leads.models.Activity.CallOutcome",
+    },
+}
 
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 

@@ -7,6 +7,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db.models import Q
+from drf_spectacular.utils import extend_schema_field
 
 from leads.models import Lead, Source, Stage
 from leads.normalization import phone_digits
@@ -58,10 +59,12 @@ class OwnerChoiceField(forms.ChoiceField):
             raise ValidationError(f"There is no user with id {value[:20]}.") from None
 
 
+@extend_schema_field({"type": "string", "description": "A name (any case) or an id."})
 class NameOrIdFilter(django_filters.ModelChoiceFilter):
     field_class = NameOrIdChoiceField
 
 
+@extend_schema_field({"type": "string", "description": "A user id, `me` or `unassigned`."})
 class OwnerFilter(django_filters.Filter):
     field_class = OwnerChoiceField
 
@@ -114,10 +117,26 @@ class LeadFilter(django_filters.FilterSet):
     source = NameOrIdFilter(queryset=Source.objects.all(), label="Source", empty_label="Any source")
     owner = OwnerFilter(label="Owner")
     stage = NameOrIdFilter(queryset=Stage.objects.all(), label="Stage", empty_label="Any stage")
+    created_after = django_filters.IsoDateTimeFilter(
+        field_name="created_at", lookup_expr="gte", label="Created on or after (ISO 8601 date or time)"
+    )
+    created_before = django_filters.IsoDateTimeFilter(
+        field_name="created_at", lookup_expr="lt", label="Created before (ISO 8601 date or time)"
+    )
+    ordering = django_filters.OrderingFilter(
+        fields=(
+            ("created_at", "created_at"),
+            ("updated_at", "updated_at"),
+            ("stage_changed_at", "stage_changed_at"),
+            ("value", "value"),
+            ("last_name", "last_name"),
+        ),
+        label="Order by (prefix - for descending)",
+    )
 
     class Meta:
         model = Lead
-        fields = ["query", "source", "owner", "stage"]
+        fields = ["query", "source", "owner", "stage", "created_after", "created_before", "ordering"]
 
     def filter_query(self, queryset, name, value):
         return search_leads(queryset, value) if value.strip() else queryset

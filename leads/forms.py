@@ -13,7 +13,9 @@ def apply_service_errors(form, error):
         for field, messages in error.message_dict.items():
             target = field if field in form.fields else None
             for message in messages:
-                form.add_error(target, message if target else f"{field.replace('_', ' ').capitalize()}: {message}")
+                form.add_error(
+                    target, message if target else f"{field.replace('_', ' ').capitalize()}: {message}"
+                )
     else:
         form.add_error(None, error)
     duplicate = getattr(error, "existing", None)
@@ -22,11 +24,18 @@ def apply_service_errors(form, error):
 
 
 class QuickAddForm(forms.Form):
-    name = forms.CharField(max_length=201, label="Name", widget=forms.TextInput(attrs={"autocomplete": "off"}))
-    email = forms.CharField(max_length=254, required=False, label="E-mail",
-                            widget=forms.EmailInput(attrs={"autocomplete": "off"}))
-    phone = forms.CharField(max_length=40, required=False, label="Phone",
-                            widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "off"}))
+    name = forms.CharField(
+        max_length=201, label="Name", widget=forms.TextInput(attrs={"autocomplete": "off"})
+    )
+    email = forms.CharField(
+        max_length=254, required=False, label="E-mail", widget=forms.EmailInput(attrs={"autocomplete": "off"})
+    )
+    phone = forms.CharField(
+        max_length=40,
+        required=False,
+        label="Phone",
+        widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "off"}),
+    )
     company = forms.CharField(max_length=200, required=False, label="Company")
     source = forms.ModelChoiceField(queryset=None, label="Source", empty_label=None)
 
@@ -71,8 +80,9 @@ def _current(lead, relation):
 class MoveForm(forms.Form):
     stage = forms.ModelChoiceField(queryset=Stage.objects.filter(archived=False), empty_label=None)
     version = forms.IntegerField(required=False, widget=forms.HiddenInput)
-    lost_reason = forms.CharField(max_length=500, required=False, label="Why was it lost?",
-                                  widget=forms.Textarea(attrs={"rows": 2}))
+    lost_reason = forms.CharField(
+        max_length=500, required=False, label="Why was it lost?", widget=forms.Textarea(attrs={"rows": 2})
+    )
 
 
 class ReassignForm(forms.Form):
@@ -92,9 +102,13 @@ class VersionForm(forms.Form):
 
 class ActivityForm(forms.Form):
     kind = forms.ChoiceField(
-        choices=[(k.value, k.label) for k in Activity.LOGGABLE_KINDS], widget=forms.RadioSelect, label="What happened"
+        choices=[(k.value, k.label) for k in Activity.LOGGABLE_KINDS],
+        widget=forms.RadioSelect,
+        label="What happened",
     )
-    body = forms.CharField(required=False, max_length=10_000, label="Summary", widget=forms.Textarea(attrs={"rows": 3}))
+    body = forms.CharField(
+        required=False, max_length=10_000, label="Summary", widget=forms.Textarea(attrs={"rows": 3})
+    )
     outcome = forms.ChoiceField(
         choices=[("", "—")] + Activity.CallOutcome.choices, required=False, label="Call outcome"
     )
@@ -105,4 +119,3 @@ class ActivityForm(forms.Form):
         if data.get("kind") == Activity.Kind.CALL and not data.get("outcome"):
             self.add_error("outcome", "Choose how the call went.")
         return data
-

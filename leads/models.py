@@ -1,6 +1,7 @@
 """The pipeline's data: stages, sources, leads and their append-only activity timeline."""
 
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
@@ -106,9 +107,7 @@ class Lead(models.Model):
                 condition=Q(deleted_at__isnull=True) & ~Q(phone=""),
                 name="lead_unique_live_phone",
             ),
-            models.CheckConstraint(
-                condition=~Q(email="", phone=""), name="lead_has_email_or_phone"
-            ),
+            models.CheckConstraint(condition=~Q(email="", phone=""), name="lead_has_email_or_phone"),
             models.CheckConstraint(condition=Q(value__gte=0), name="lead_value_not_negative"),
         ]
         indexes = [
@@ -133,6 +132,9 @@ class Lead(models.Model):
     def __str__(self):
         return self.name
 
+    def get_absolute_url(self):
+        return reverse("leads:detail", args=[self.pk])
+
     @property
     def name(self):
         return f"{self.first_name} {self.last_name}".strip()
@@ -140,9 +142,6 @@ class Lead(models.Model):
     @property
     def is_deleted(self):
         return self.deleted_at is not None
-
-    def get_absolute_url(self):
-        return reverse("leads:detail", args=[self.pk])
 
 
 class ActivityQuerySet(models.QuerySet):
@@ -210,3 +209,22 @@ class Activity(models.Model):
 
     def delete(self, *args, **kwargs):
         raise TypeError("The activity timeline is append-only")
+
+
+class IdempotencyKey(models.Model):
+    """The first response to a POST sent with an Idempotency-Key, replayed for its retries."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    # Which endpoint and body the key was first used with; a different body is refused (422).
+    request_fingerprint = models.CharField(max_length=64)
+    response_status = models.PositiveSmallIntegerField(null=True)
+    response_body = models.JSONField(null=True, encoder=DjangoJSONEncoder)
+    response_headers = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "key"], name="idempotency_key_per_user")]
+
+    def __str__(self):
+        return self.key

@@ -13,11 +13,7 @@ from leads.policies import visible_leads_q
 
 def visible_leads(user):
     """Live leads `user` may see, with what cards and rows show already joined."""
-    return (
-        Lead.objects.live()
-        .filter(visible_leads_q(user))
-        .select_related("stage", "source", "owner")
-    )
+    return Lead.objects.live().filter(visible_leads_q(user)).select_related("stage", "source", "owner")
 
 
 def get_visible_lead(user, pk):

@@ -64,7 +64,9 @@ def board(request):
 
 def _render_board(request, *, quick_add, status=200):
     filter_data = {k: request.GET[k] for k in BOARD_FILTER_PARAMS if request.GET.get(k)}
-    filterset = LeadFilter(filter_data or None, queryset=selectors.visible_leads(request.user), request=request)
+    filterset = LeadFilter(
+        filter_data or None, queryset=selectors.visible_leads(request.user), request=request
+    )
     leads = filterset.qs
     stages = selectors.board_stages()
     chosen_stage = filterset.active_filters().get("stage")
@@ -113,7 +115,9 @@ def move(request, pk):
     if request.method == "GET":
         # The no-JavaScript way to give a lost reason: a page with the full move form.
         form = MoveForm(initial={"stage": request.GET.get("stage"), "version": lead.version})
-        return render(request, "leads/move.html", {"lead": lead, "form": form, "next": _back_to_board(request)})
+        return render(
+            request, "leads/move.html", {"lead": lead, "form": form, "next": _back_to_board(request)}
+        )
 
     form = MoveForm(request.POST)
     status, error = 400, None
@@ -121,9 +125,12 @@ def move(request, pk):
         data = form.cleaned_data
         try:
             lead = services.move_lead(
-                lead=lead, stage=data["stage"], actor=request.user,
-                expected_version=data["version"], lost_reason=data["lost_reason"],
-            )  # fmt: skip
+                lead=lead,
+                stage=data["stage"],
+                actor=request.user,
+                expected_version=data["version"],
+                lost_reason=data["lost_reason"],
+            )
         except StaleLead as exc:
             status, error, lead = 409, str(exc), exc.current
         except PermissionDenied as exc:
@@ -135,8 +142,12 @@ def move(request, pk):
     if _wants_json(request):
         return _json_error(error, form, status, lead)
     if error is None and "lost_reason" in form.errors:
-        return render(request, "leads/move.html", {"lead": lead, "form": form, "next": _back_to_board(request)},
-                      status=400)  # fmt: skip
+        return render(
+            request,
+            "leads/move.html",
+            {"lead": lead, "form": form, "next": _back_to_board(request)},
+            status=400,
+        )
     messages.error(request, error or " ".join(m for ms in form.errors.values() for m in ms))
     return redirect(_back_to_board(request))
 
@@ -161,14 +172,22 @@ def _moved(request, lead):
 
 
 def _lead_state(lead):
-    return {"id": lead.pk, "version": lead.version, "stage_id": lead.stage_id, "stage": lead.stage.name,
-            "owner": str(lead.owner) if lead.owner else None, "value": str(lead.value)}  # fmt: skip
+    return {
+        "id": lead.pk,
+        "version": lead.version,
+        "stage_id": lead.stage_id,
+        "stage": lead.stage.name,
+        "owner": str(lead.owner) if lead.owner else None,
+        "value": str(lead.value),
+    }
 
 
 def _json_error(error, form, status, lead):
     fields = {name: [str(m) for m in msgs] for name, msgs in form.errors.items()}
     message = error or " ".join(m for msgs in fields.values() for m in msgs) or "The lead was not moved."
-    return JsonResponse({"ok": False, "error": message, "fields": fields, "lead": _lead_state(lead)}, status=status)
+    return JsonResponse(
+        {"ok": False, "error": message, "fields": fields, "lead": _lead_state(lead)}, status=status
+    )
 
 
 # --- the lead page ---------------------------------------------------------------------------
@@ -193,7 +212,8 @@ def _render_detail(request, lead, *, status=200, **forms):
         "can_claim": policies.can_claim(user, lead),
         "can_delete": policies.can_delete(user, lead),
         "edit_form": forms.get("edit_form") or (LeadEditForm(lead=lead) if can_edit else None),
-        "move_form": forms.get("move_form") or MoveForm(initial={"stage": lead.stage_id, "version": lead.version}),
+        "move_form": forms.get("move_form")
+        or MoveForm(initial={"stage": lead.stage_id, "version": lead.version}),
         "reassign_form": forms.get("reassign_form")
         or ReassignForm(initial={"owner": lead.owner_id, "version": lead.version}),
         "activity_form": forms.get("activity_form") or ActivityForm(initial={"kind": Activity.Kind.NOTE}),
@@ -218,8 +238,13 @@ def edit(request, pk):
         data = request.POST.copy()
         data["version"] = exc.current.version
         conflict = {"message": str(exc), "changes": _conflicting_fields(form, exc.current)}
-        return _render_detail(request, exc.current, edit_form=LeadEditForm(data, lead=exc.current),
-                              conflict=conflict, status=409)  # fmt: skip
+        return _render_detail(
+            request,
+            exc.current,
+            edit_form=LeadEditForm(data, lead=exc.current),
+            conflict=conflict,
+            status=409,
+        )
     except ValidationError as exc:
         apply_service_errors(form, exc)
         return _render_detail(request, lead, edit_form=form, status=400)
@@ -247,9 +272,13 @@ def log_activity(request, pk):
         data = form.cleaned_data
         try:
             activity = services.log_activity(
-                lead=lead, actor=request.user, kind=data["kind"], body=data["body"],
-                outcome=data["outcome"], duration_minutes=data["duration_minutes"],
-            )  # fmt: skip
+                lead=lead,
+                actor=request.user,
+                kind=data["kind"],
+                body=data["body"],
+                outcome=data["outcome"],
+                duration_minutes=data["duration_minutes"],
+            )
         except ValidationError as exc:
             apply_service_errors(form, exc)
         else:
@@ -266,16 +295,20 @@ def reassign(request, pk):
     if form.is_valid():
         try:
             lead = services.reassign_lead(
-                lead=lead, owner=form.cleaned_data["owner"], actor=request.user,
+                lead=lead,
+                owner=form.cleaned_data["owner"],
+                actor=request.user,
                 expected_version=form.cleaned_data["version"],
-            )  # fmt: skip
+            )
         except StaleLead as exc:
             messages.error(request, str(exc))
             return redirect(lead)
         except ValidationError as exc:
             apply_service_errors(form, exc)
         else:
-            messages.success(request, f"{lead.name} is now {'with ' + str(lead.owner) if lead.owner else 'unassigned'}.")
+            messages.success(
+                request, f"{lead.name} is now {'with ' + str(lead.owner) if lead.owner else 'unassigned'}."
+            )
             return redirect(lead)
     return _render_detail(request, lead, reassign_form=form, status=400)
 
@@ -287,7 +320,9 @@ def claim(request, pk):
     form = VersionForm(request.POST)
     form.is_valid()
     try:
-        lead = services.claim_lead(lead=lead, actor=request.user, expected_version=form.cleaned_data.get("version"))
+        lead = services.claim_lead(
+            lead=lead, actor=request.user, expected_version=form.cleaned_data.get("version")
+        )
     except (StaleLead, ValidationError) as exc:
         messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
     else:

@@ -25,9 +25,15 @@ def make_leads(count, owner, **fields):
     manual = Source.objects.get(name="Manual")
     Lead.objects.bulk_create(
         Lead(
-            first_name=f"Bulk{i}", last_name="Lead", email=f"bulk{i}@example.com",
-            source=manual, owner=owner, stage=stages[i % len(stages)], value=i, **fields,
-        )  # fmt: skip
+            first_name=f"Bulk{i}",
+            last_name="Lead",
+            email=f"bulk{i}@example.com",
+            source=manual,
+            owner=owner,
+            stage=stages[i % len(stages)],
+            value=i,
+            **fields,
+        )
         for i in range(count)
     )
 
@@ -89,8 +95,14 @@ def test_columns_page_25_cards_with_show_more(sales_client, sales, settings):
 )
 def test_filters_narrow_the_board(sales_client, sales, other_sales, params, expected):
     LeadFactory(first_name="Zelda", last_name="Fitzgerald", company="Acme", owner=sales)
-    LeadFactory(first_name="Ada", last_name="Lovelace", company="Acme Labs", owner=other_sales,
-                source=Source.objects.get(name="Referral"), stage=stage("In Progress"))  # fmt: skip
+    LeadFactory(
+        first_name="Ada",
+        last_name="Lovelace",
+        company="Acme Labs",
+        owner=other_sales,
+        source=Source.objects.get(name="Referral"),
+        stage=stage("In Progress"),
+    )
     LeadFactory(first_name="Grace", last_name="Hopper", company="Navy", owner=None)
     response = sales_client.get(BOARD, params)
     shown = {lead.name for column in response.context["columns"] for lead in column.leads}
@@ -129,7 +141,9 @@ def test_move_by_plain_post_redirects_back_with_filters_and_records_who(sales_cl
 
 def test_move_by_fetch_answers_json_with_the_new_card(sales_client, lead):
     response = sales_client.post(
-        move_url(lead), {"stage": stage("In Progress").pk, "version": lead.version}, HTTP_ACCEPT="application/json"
+        move_url(lead),
+        {"stage": stage("In Progress").pk, "version": lead.version},
+        HTTP_ACCEPT="application/json",
     )
     assert response.status_code == 200
     data = response.json()
@@ -198,7 +212,9 @@ def test_read_sharing_shows_others_leads_but_refuses_their_moves(sales_client, o
     assert theirs.name in board
     assert f'action="{move_url(theirs)}"' not in board  # no move form offered on their card
     response = sales_client.post(
-        move_url(theirs), {"stage": stage("Won").pk, "version": theirs.version}, HTTP_ACCEPT="application/json"
+        move_url(theirs),
+        {"stage": stage("Won").pk, "version": theirs.version},
+        HTTP_ACCEPT="application/json",
     )
     assert response.status_code == 403
     assert Lead.objects.get(pk=theirs.pk).stage.name == "New Lead"
@@ -207,12 +223,23 @@ def test_read_sharing_shows_others_leads_but_refuses_their_moves(sales_client, o
 def test_quick_add_creates_a_lead_owned_by_the_creator(sales_client, sales):
     response = sales_client.post(
         reverse("leads:quick_add"),
-        {"name": "Katherine Johnson", "email": "KJ@Nasa.example", "phone": "", "company": "NASA",
-         "source": Source.objects.get(name="Referral").pk, "next": "/board/"},
-    )  # fmt: skip
+        {
+            "name": "Katherine Johnson",
+            "email": "KJ@Nasa.example",
+            "phone": "",
+            "company": "NASA",
+            "source": Source.objects.get(name="Referral").pk,
+            "next": "/board/",
+        },
+    )
     assert response.status_code == 302
     lead = Lead.objects.get(email="kj@nasa.example")
-    assert (lead.first_name, lead.last_name, lead.owner, lead.source.name) == ("Katherine", "Johnson", sales, "Referral")
+    assert (lead.first_name, lead.last_name, lead.owner, lead.source.name) == (
+        "Katherine",
+        "Johnson",
+        sales,
+        "Referral",
+    )
     assert lead.activities.filter(kind=Activity.Kind.CREATED, actor=sales).exists()
 
 

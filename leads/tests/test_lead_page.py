@@ -16,16 +16,26 @@ def url(name, lead):
 
 def edit_data(lead, **changes):
     data = {
-        "first_name": lead.first_name, "last_name": lead.last_name, "email": lead.email, "phone": lead.phone,
-        "company": lead.company, "title": lead.title, "source": lead.source_id, "value": lead.value,
-        "priority": lead.priority, "notes": lead.notes, "version": lead.version,
-    }  # fmt: skip
+        "first_name": lead.first_name,
+        "last_name": lead.last_name,
+        "email": lead.email,
+        "phone": lead.phone,
+        "company": lead.company,
+        "title": lead.title,
+        "source": lead.source_id,
+        "value": lead.value,
+        "priority": lead.priority,
+        "notes": lead.notes,
+        "version": lead.version,
+    }
     return data | changes
 
 
 def test_lead_page_shows_details_and_timeline_newest_first(sales_client, lead, sales):
     services.log_activity(lead=lead, actor=sales, kind="note", body="First contact went well")
-    services.log_activity(lead=lead, actor=sales, kind="call", outcome="connected", duration_minutes=12, body="Demo booked")
+    services.log_activity(
+        lead=lead, actor=sales, kind="call", outcome="connected", duration_minutes=12, body="Demo booked"
+    )
     response = sales_client.get(url("detail", lead))
     body = response.content.decode()
     assert response.status_code == 200

@@ -1,4 +1,4 @@
-"""The board and lead page in real Chromium: moves by form, by drag-and-drop and by keyboard, notes, errors."""
+"""The board and lead page in Chromium: moves by form, drag-and-drop and keyboard; notes; errors."""
 
 import re
 from pathlib import Path
@@ -18,8 +18,13 @@ def pipeline(demo_users):
     """A few leads for sales@example.com and one for sales2, created through the services."""
     sales = demo_users["sales@example.com"]
     leads = {
-        name: services.create_lead(actor=sales, name=name, email=f"{name.split()[0].lower()}@prospect.example",
-                                   company=company, value=value)  # fmt: skip
+        name: services.create_lead(
+            actor=sales,
+            name=name,
+            email=f"{name.split()[0].lower()}@prospect.example",
+            company=company,
+            value=value,
+        )
         for name, company, value in [
             ("Ada Lovelace", "Analytical Engines", 5000),
             ("Grace Hopper", "Compilers Inc", 3000),
@@ -60,7 +65,11 @@ def test_move_a_card_with_its_form_without_javascript(browser, live_server, logi
     expect(column(page, "In Progress").get_by_role("link", name="Ada Lovelace")).to_be_visible()
     expect(column(page, "In Progress").locator("[data-count]")).to_have_text("1")
     move = Lead.objects.get(pk=ada.pk).activities.get(kind=Activity.Kind.STAGE_CHANGED)
-    assert (move.actor.email, move.data["from"], move.data["to"]) == ("sales@example.com", "New Lead", "In Progress")
+    assert (move.actor.email, move.data["from"], move.data["to"]) == (
+        "sales@example.com",
+        "New Lead",
+        "In Progress",
+    )
     context.close()
 
 

@@ -1,0 +1,1 @@
+"""The REST API for integrators: serializers, views, pagination, errors and idempotency."""

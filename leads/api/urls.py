@@ -1,0 +1,34 @@
+"""/api/: leads, stages, sources, users, auth, and the OpenAPI schema with Swagger UI."""
+
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from accounts.api import LogoutView, MeView, TokenRefresh, TokenView
+from leads.api.views import LeadViewSet, SourceViewSet, StageViewSet, UserViewSet
+
+
+class OptionalSlashRouter(DefaultRouter):
+    """/api/leads/1/stage and /api/leads/1/stage/ both answer, with no redirect."""
+
+    def __init__(self):
+        super().__init__()
+        self.trailing_slash = "/?"
+
+
+router = OptionalSlashRouter()
+router.register("leads", LeadViewSet, basename="lead")
+router.register("stages", StageViewSet, basename="stage")
+router.register("sources", SourceViewSet, basename="source")
+router.register("users", UserViewSet, basename="user")
+
+app_name = "api"
+urlpatterns = [
+    path("auth/token/", TokenView.as_view(), name="token"),
+    path("auth/token/refresh/", TokenRefresh.as_view(), name="token_refresh"),
+    path("auth/logout/", LogoutView.as_view(), name="logout"),
+    path("auth/me/", MeView.as_view(), name="me"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("", include(router.urls)),
+]
