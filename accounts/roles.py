@@ -16,11 +16,12 @@ MANAGING_ROLES = frozenset({Role.ADMIN, Role.MANAGER})
 ROLE_GROUPS = {Role.ADMIN: "Admins", Role.MANAGER: "Managers"}
 
 # What the Managers group may do in Django admin, as (app_label, model, actions).
-# Hard deletes of leads are not granted: admin "delete" is a soft delete through the service.
+# "delete" is safe to grant: the admin routes it to the services, which soft-delete leads and
+# archive stages and sources that leads still use.
 MANAGER_PERMISSIONS = [
     ("leads", "lead", ("view", "add", "change", "delete")),
-    ("leads", "stage", ("view", "add", "change")),
-    ("leads", "source", ("view", "add", "change")),
+    ("leads", "stage", ("view", "add", "change", "delete")),
+    ("leads", "source", ("view", "add", "change", "delete")),
     ("leads", "activity", ("view",)),
     ("accounts", "user", ("view", "add", "change")),
 ]

@@ -485,6 +485,8 @@ def retire_stage(*, stage, actor):
     """Delete a stage nobody uses; archive one that leads still sit in. Returns what it did."""
     if not policies.is_manager(actor):
         raise PermissionDenied("Only managers and admins can change stages.")
+    if not stage.archived and not Stage.objects.filter(archived=False).exclude(pk=stage.pk).exists():
+        raise ValidationError({"archived": ["The board needs at least one stage that is not archived."]})
     with transaction.atomic():
         if stage.leads.exists():
             if not stage.archived:
@@ -510,6 +512,9 @@ def change_lead(*, lead, actor, expected_version=None, stage=None, lost_reason="
             current = update_lead(lead=current, actor=actor, **changes)
         if stage is not None and stage.pk != current.stage_id:
             current = move_lead(lead=current, stage=stage, actor=actor, lost_reason=lost_reason)
+        elif (lost_reason or "").strip() not in ("", current.lost_reason):
+            # Never drop input silently: a reason is recorded by the move that loses the lead.
+            raise ValidationError({"lost_reason": ["A lost reason goes with a move to a lost stage."]})
         if owner is not _UNSET and (owner.pk if owner else None) != current.owner_id:
             current = reassign_lead(lead=current, owner=owner, actor=actor)
     return current
@@ -529,6 +534,11 @@ def _save_named(instance, fields):
         instance.full_clean()
     except ValidationError as exc:
         errors = exc.message_dict
+    # The API and the filters find stages and sources by name in any case, so "won" beside
+    # "Won" would make that lookup ambiguous.
+    same_name = type(instance).objects.filter(name__iexact=instance.name).exclude(pk=instance.pk)
+    if "name" not in errors and same_name.exists():
+        errors["name"] = [f"“{same_name.first().name}” already exists; names must differ by more than case."]
     if errors:
         raise ValidationError(errors)
     instance.save()

@@ -118,7 +118,7 @@ def test_a_manager_has_the_admin_permissions_and_sales_has_none():
     for app_label, codename in expected_manager_permissions():
         assert manager.has_perm(f"{app_label}.{codename}")
         assert not sales.has_perm(f"{app_label}.{codename}")
-    assert not manager.has_perm("leads.delete_stage")
+    assert not manager.has_perm("leads.delete_activity")  # the timeline is append-only
 
 
 @pytest.mark.parametrize(

@@ -925,3 +925,18 @@ def test_create_refuses_an_archived_source(sales):
             actor=sales, name="Ann Archive", email="ann@example.com", source=Source.objects.get(name="Facebook")
         )
     assert "archived" in caught.value.message_dict["source"][0]
+
+
+def test_the_last_live_stage_cannot_be_retired(manager):
+    Stage.objects.exclude(name="New Lead").update(archived=True)
+    with pytest.raises(ValidationError):
+        services.retire_stage(stage=stage_named("New Lead"), actor=manager)
+    assert not stage_named("New Lead").archived
+
+
+def test_change_lead_refuses_a_lost_reason_without_a_move_to_lost(manager):
+    lead = LeadFactory()
+    with pytest.raises(ValidationError) as caught:
+        services.change_lead(lead=lead, actor=manager, lost_reason="Too expensive", company="Initech")
+    assert "lost_reason" in caught.value.message_dict
+    assert Lead.objects.get(pk=lead.pk).company != "Initech"  # all or nothing
