@@ -1,6 +1,7 @@
 """Template helpers for the board and lead page: column paging links, readable field names."""
 
 from django import template
+from django.utils.timesince import timesince
 
 register = template.Library()
 
@@ -21,3 +22,9 @@ def column_page_url(context, column, page):
 def spaced(name):
     """first_name -> "First name", for field names recorded on the timeline."""
     return str(name).replace("_", " ").capitalize()
+
+
+@register.filter
+def age(value):
+    """How long ago, in its largest unit only ("3 days"), so it fits on a card."""
+    return timesince(value, depth=1)
