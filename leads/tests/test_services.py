@@ -922,7 +922,10 @@ def test_create_refuses_an_archived_source(sales):
     Source.objects.filter(name="Facebook").update(archived=True)
     with pytest.raises(ValidationError) as caught:
         services.create_lead(
-            actor=sales, name="Ann Archive", email="ann@example.com", source=Source.objects.get(name="Facebook")
+            actor=sales,
+            name="Ann Archive",
+            email="ann@example.com",
+            source=Source.objects.get(name="Facebook"),
         )
     assert "archived" in caught.value.message_dict["source"][0]
 

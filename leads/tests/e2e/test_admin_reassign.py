@@ -18,7 +18,9 @@ def test_manager_reassigns_in_admin_and_the_timeline_records_it(page, live_serve
     page.locator(".select2-selection").first.click()
     page.locator(".select2-search__field").fill(sales2.first_name)
     page.get_by_role("option", name=str(sales2)).click()
-    page.locator('form input[type="submit"], form button[type="submit"]').filter(has_text="Reassign").first.click()
+    page.locator('form input[type="submit"], form button[type="submit"]').filter(
+        has_text="Reassign"
+    ).first.click()
     expect(page.locator(".messagelist")).to_contain_text(f"Gave 1 lead to {sales2}.")
 
     assert Lead.objects.get(pk=lead.pk).owner == sales2
