@@ -1,12 +1,14 @@
 """The one FilterSet behind the board, the API and exports: ?query=&source=&owner=&stage=."""
 
 import re
+from datetime import UTC
 
 import django_filters
 from django import forms
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db.models import Q
+from django_filters.constants import EMPTY_VALUES
 from drf_spectacular.utils import extend_schema_field
 
 from leads.models import Lead, Source, Stage
@@ -22,15 +24,24 @@ class NameOrIdChoiceField(forms.ModelChoiceField):
         if value in self.empty_values:
             return None
         value = str(value).strip()
-        # isdecimal, not isdigit: "²" is a digit that int() refuses.
-        lookup = {"pk": int(value)} if value.isdecimal() else {"name__iexact": value}
+        # isdecimal, not isdigit: "²" is a digit that int() refuses. No id has 19 digits, and
+        # int() refuses thousands of them, so a longer number is looked up as a name (and fails).
+        lookup = {"pk": int(value)} if value.isdecimal() and len(value) <= 18 else {"name__iexact": value}
         try:
+            if "\x00" in value:  # no name holds one, and PostgreSQL refuses it in a query (a 500)
+                raise self.queryset.model.DoesNotExist
             return self.queryset.get(**lookup)
         except (self.queryset.model.DoesNotExist, self.queryset.model.MultipleObjectsReturned, OverflowError):
-            names = ", ".join(self.queryset.values_list("name", flat=True))
+            # User input goes in params, never into the message itself: a "%" in it would
+            # break the "%"-formatting django-filter and Django forms apply to messages.
             raise ValidationError(
-                f"Unknown {self.label.lower()} “{value[:80]}”. Choose one of: {names}.",
+                "Unknown %(noun)s “%(value)s”. Choose one of: %(names)s.",
                 code="invalid_choice",
+                params={
+                    "noun": self.label.lower(),
+                    "value": value[:80],
+                    "names": ", ".join(self.queryset.values_list("name", flat=True)),
+                },
             ) from None
 
 
@@ -52,11 +63,42 @@ class OwnerChoiceField(forms.ChoiceField):
         if value in ("", "me", "unassigned"):
             return value
         if not value.isdecimal():
-            raise ValidationError(f"Owner must be a user id, “me” or “unassigned”, not “{value[:80]}”.")
+            raise ValidationError(
+                "Owner must be a user id, “me” or “unassigned”, not “%(value)s”.",
+                code="invalid_choice",
+                params={"value": value[:80]},
+            )
         try:
+            if len(value) > 18:  # no id is that long, and int() refuses thousands of digits
+                raise get_user_model().DoesNotExist
             return get_user_model().objects.get(pk=int(value))
         except (get_user_model().DoesNotExist, OverflowError):
-            raise ValidationError(f"There is no user with id {value[:20]}.") from None
+            raise ValidationError(
+                "There is no user with id %(value)s.", code="invalid_choice", params={"value": value[:20]}
+            ) from None
+
+
+class UtcIsoDateTimeField(django_filters.fields.IsoDateTimeField):
+    """An ISO 8601 date-time, turned into UTC before it reaches the database.
+
+    Python reads offsets up to ±23:59 but PostgreSQL refuses those past ±15:59 (a 500, not a
+    400), and a time at the very edge of the calendar has no UTC equivalent at all.
+    """
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value is None:
+            return None
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            raise ValidationError(
+                "Give a date and time between the years 1 and 9999.", code="invalid"
+            ) from None
+
+
+class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcIsoDateTimeField
 
 
 @extend_schema_field({"type": "string", "description": "A name (any case) or an id."})
@@ -107,6 +149,23 @@ def search_leads(queryset, term):
     return queryset.filter(condition)
 
 
+class StableOrderingFilter(django_filters.OrderingFilter):
+    """The chosen order, ties broken by id in the same direction.
+
+    Without a unique last key the database may order equal values differently from one
+    LIMIT/OFFSET query to the next (PostgreSQL does), so pages would repeat and skip leads.
+    """
+
+    def filter(self, qs, value):
+        if value in EMPTY_VALUES:
+            return qs
+        # "?ordering=," cleans to ["", ""]: blanks name no field, so they are skipped, not a 500.
+        ordering = [self.get_ordering_value(param) for param in value if param]
+        if not ordering:
+            return qs
+        return qs.order_by(*ordering, "-pk" if ordering[0].startswith("-") else "pk")
+
+
 class LeadFilter(django_filters.FilterSet):
     query = django_filters.CharFilter(
         method="filter_query",
@@ -117,13 +176,13 @@ class LeadFilter(django_filters.FilterSet):
     source = NameOrIdFilter(queryset=Source.objects.all(), label="Source", empty_label="Any source")
     owner = OwnerFilter(label="Owner")
     stage = NameOrIdFilter(queryset=Stage.objects.all(), label="Stage", empty_label="Any stage")
-    created_after = django_filters.IsoDateTimeFilter(
+    created_after = UtcIsoDateTimeFilter(
         field_name="created_at", lookup_expr="gte", label="Created on or after (ISO 8601 date or time)"
     )
-    created_before = django_filters.IsoDateTimeFilter(
+    created_before = UtcIsoDateTimeFilter(
         field_name="created_at", lookup_expr="lt", label="Created before (ISO 8601 date or time)"
     )
-    ordering = django_filters.OrderingFilter(
+    ordering = StableOrderingFilter(
         fields=(
             ("created_at", "created_at"),
             ("updated_at", "updated_at"),

@@ -14,6 +14,7 @@ from django.utils import timezone
 from rest_framework import status
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.response import Response
+from rest_framework.utils.encoders import JSONEncoder
 
 from leads.models import IdempotencyKey
 
@@ -40,7 +41,10 @@ def _fingerprint(request):
 
 def _replay(record):
     headers = {**record.response_headers, REPLAYED_HEADER: "true"}
-    return Response(record.response_body, status=record.response_status, headers=headers)
+    body = record.response_body
+    if isinstance(body, str):  # stored as JSON text, so the replay keeps the first answer's key order
+        body = json.loads(body)
+    return Response(body, status=record.response_status, headers=headers)
 
 
 class IdempotentPostMixin:
@@ -54,8 +58,10 @@ class IdempotentPostMixin:
             self.post = self._once_per_key(self.post, key.strip())
 
     def _once_per_key(self, handler, key):
-        if not key or len(key) > 255:
-            raise ValidationError({HEADER: ["Send an Idempotency-Key of 1 to 255 characters."]})
+        if not key or len(key) > 255 or "\x00" in key:  # PostgreSQL refuses NUL in text
+            raise ValidationError(
+                {HEADER: ["Send an Idempotency-Key of 1 to 255 characters, none of them NUL."]}
+            )
 
         def run(request, *args, **kwargs):
             fingerprint = _fingerprint(request)
@@ -71,7 +77,8 @@ class IdempotentPostMixin:
                     return _replay(record)
                 response = handler(request, *args, **kwargs)
                 record.response_status = response.status_code
-                record.response_body = response.data
+                # As text: PostgreSQL's jsonb would reorder the keys of an object.
+                record.response_body = json.dumps(response.data, cls=JSONEncoder)
                 record.response_headers = {h: response[h] for h in KEPT_HEADERS if response.has_header(h)}
                 record.save(update_fields=["response_status", "response_body", "response_headers"])
             return response

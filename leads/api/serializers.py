@@ -57,6 +57,8 @@ class LeadSerializer(serializers.ModelSerializer):
     """A lead as integrators read it. Needs stage, source and owner joined (selectors do)."""
 
     name = serializers.CharField(read_only=True)
+    # Not an EmailField: a lead reached only by phone has "" here, which is no e-mail address.
+    email = serializers.CharField(read_only=True, help_text='E-mail address, or "" when there is none.')
     source = RefSerializer()
     stage = StageRefSerializer()
     owner = OwnerRefSerializer(allow_null=True)
@@ -114,7 +116,8 @@ class NameOrIdField(serializers.Field):
             self.fail_unknown(value)
         text = str(value).strip()
         lookup = {"pk": int(text)} if text.isdecimal() and len(text) < 19 else {"name__iexact": text}
-        found = self.queryset.filter(**lookup).first()
+        # No name holds a NUL, and PostgreSQL refuses one in a query (a 500, not a 400).
+        found = self.queryset.filter(**lookup).first() if "\x00" not in text else None
         if found is None:
             self.fail_unknown(text)
         return found
@@ -127,6 +130,11 @@ class NameOrIdField(serializers.Field):
 
     def to_representation(self, value):
         return value.name
+
+
+@extend_schema_field({"oneOf": [{"type": "integer"}, {"type": "string"}], "example": "In Progress"})
+class StageNameOrIdField(NameOrIdField):
+    """NameOrIdField documented with a stage's name as its example, not a source's."""
 
 
 @extend_schema_field(
@@ -169,7 +177,7 @@ class LeadInputSerializer(serializers.Serializer):
     company = serializers.CharField(required=False, allow_blank=True, max_length=200)
     title = serializers.CharField(required=False, allow_blank=True, max_length=200)
     source = NameOrIdField(queryset=Source.objects.all(), noun="source", required=False)
-    stage = NameOrIdField(queryset=Stage.objects.all(), noun="stage", required=False)
+    stage = StageNameOrIdField(queryset=Stage.objects.all(), noun="stage", required=False)
     owner = UserIdField(required=False)
     value = serializers.DecimalField(required=False, max_digits=12, decimal_places=2, min_value=0)
     priority = serializers.ChoiceField(required=False, choices=Lead.Priority.choices)
@@ -197,7 +205,7 @@ class LeadInputSerializer(serializers.Serializer):
 
 
 class MoveInputSerializer(serializers.Serializer):
-    stage = NameOrIdField(
+    stage = StageNameOrIdField(
         queryset=Stage.objects.all(), noun="stage", help_text="Stage name (any case) or id."
     )
     version = serializers.IntegerField(

@@ -9,7 +9,13 @@ from leads.api.views import LeadViewSet, SourceViewSet, StageViewSet, UserViewSe
 
 
 class OptionalSlashRouter(DefaultRouter):
-    """/api/leads/1/stage and /api/leads/1/stage/ both answer, with no redirect."""
+    """/api/leads/1/stage and /api/leads/1/stage/ both answer, with no redirect.
+
+    No format-suffix routes (/api/leads/1.json): the views take no `format` argument, the
+    schema does not document them, and JSON is the default anyway (?format=api still works).
+    """
+
+    include_format_suffixes = False
 
     def __init__(self):
         super().__init__()

@@ -37,6 +37,7 @@ def errors(*codes):
         403: "Authenticated, but your role may not do this.",
         404: "No such lead, or you cannot see it.",
         409: "Conflict: a duplicate e-mail/phone (`existing_id`), or a stale `version` (`current`).",
+        415: "The body's Content-Type is not JSON, a form or multipart.",
         422: "Idempotency-Key reused with a different body.",
         429: "Too many requests; see Retry-After.",
     }
@@ -51,6 +52,8 @@ IDEMPOTENCY_PARAMETER = OpenApiParameter(
     description="Retry-safe POST: the same key and body within 24 hours returns the first response.",
 )
 COMMON = (401, 429)
+# Every operation that reads a request body: invalid fields, or a body it cannot parse at all.
+WITH_BODY = (400, 415)
 
 
 class ManagersWrite(permissions.BasePermission):
@@ -70,18 +73,18 @@ class ManagersWrite(permissions.BasePermission):
         summary="Create a lead",
         request=LeadInputSerializer,
         parameters=[IDEMPOTENCY_PARAMETER],
-        responses={201: LeadSerializer, **errors(400, 403, 409, 422, *COMMON)},
+        responses={201: LeadSerializer, **errors(*WITH_BODY, 403, 409, 422, *COMMON)},
     ),
     retrieve=extend_schema(summary="One lead", responses={200: LeadSerializer, **errors(404, *COMMON)}),
     update=extend_schema(
         summary="Replace a lead's fields",
         request=LeadInputSerializer,
-        responses={200: LeadSerializer, **errors(400, 403, 404, 409, *COMMON)},
+        responses={200: LeadSerializer, **errors(*WITH_BODY, 403, 404, 409, *COMMON)},
     ),
     partial_update=extend_schema(
         summary="Change some of a lead's fields",
         request=LeadInputSerializer,
-        responses={200: LeadSerializer, **errors(400, 403, 404, 409, *COMMON)},
+        responses={200: LeadSerializer, **errors(*WITH_BODY, 403, 404, 409, *COMMON)},
     ),
     destroy=extend_schema(
         summary="Delete a lead (soft; managers and admins)",
@@ -138,7 +141,7 @@ class LeadViewSet(IdempotentPostMixin, viewsets.GenericViewSet):
     @extend_schema(
         summary="Move a lead to another stage",
         request=MoveInputSerializer,
-        responses={200: LeadSerializer, **errors(400, 403, 404, 409, *COMMON)},
+        responses={200: LeadSerializer, **errors(*WITH_BODY, 403, 404, 409, *COMMON)},
     )
     @action(detail=True, methods=["patch"], url_path="stage")
     def stage(self, request, pk=None):
@@ -157,7 +160,7 @@ class LeadViewSet(IdempotentPostMixin, viewsets.GenericViewSet):
     @extend_schema(
         summary="Reassign a lead (managers and admins)",
         request=OwnerInputSerializer,
-        responses={200: LeadSerializer, **errors(400, 403, 404, 409, *COMMON)},
+        responses={200: LeadSerializer, **errors(*WITH_BODY, 403, 404, 409, *COMMON)},
     )
     @action(detail=True, methods=["patch"], url_path="owner")
     def owner(self, request, pk=None):
@@ -182,7 +185,7 @@ class LeadViewSet(IdempotentPostMixin, viewsets.GenericViewSet):
         summary="Log a note, call or meeting",
         request=ActivityInputSerializer,
         parameters=[IDEMPOTENCY_PARAMETER],
-        responses={201: ActivitySerializer, **errors(400, 403, 404, 422, *COMMON)},
+        responses={201: ActivitySerializer, **errors(*WITH_BODY, 403, 404, 422, *COMMON)},
     )
     @action(
         detail=True,
@@ -235,7 +238,7 @@ class _NamedRowViewSet(
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-def _named_row_schema(noun, serializer, input_serializer):
+def _named_row_schema(noun, serializer, input_serializer, destroy_errors=()):
     return extend_schema_view(
         list=extend_schema(summary=f"All {noun}s", responses={200: serializer(many=True), **errors(*COMMON)}),
         retrieve=extend_schema(summary=f"One {noun}", responses={200: serializer, **errors(404, *COMMON)}),
@@ -243,30 +246,31 @@ def _named_row_schema(noun, serializer, input_serializer):
             summary=f"Add a {noun} (managers)",
             request=input_serializer,
             parameters=[IDEMPOTENCY_PARAMETER],
-            responses={201: serializer, **errors(400, 403, 422, *COMMON)},
+            responses={201: serializer, **errors(*WITH_BODY, 403, 422, *COMMON)},
         ),
         update=extend_schema(
             summary=f"Change a {noun} (managers)",
             request=input_serializer,
-            responses={200: serializer, **errors(400, 403, 404, *COMMON)},
+            responses={200: serializer, **errors(*WITH_BODY, 403, 404, *COMMON)},
         ),
         partial_update=extend_schema(
             summary=f"Change a {noun} (managers)",
             request=input_serializer,
-            responses={200: serializer, **errors(400, 403, 404, *COMMON)},
+            responses={200: serializer, **errors(*WITH_BODY, 403, 404, *COMMON)},
         ),
         destroy=extend_schema(
             summary=f"Remove a {noun} (managers): deleted when unused, archived (200) when leads use it",
             responses={
                 200: serializer,
                 204: OpenApiResponse(description="Deleted"),
-                **errors(403, 404, *COMMON),
+                **errors(*destroy_errors, 403, 404, *COMMON),
             },
         ),
     )
 
 
-@_named_row_schema("stage", StageSerializer, StageInputSerializer)
+# 400: the last stage that is not archived can be neither deleted nor archived.
+@_named_row_schema("stage", StageSerializer, StageInputSerializer, destroy_errors=(400,))
 class StageViewSet(_NamedRowViewSet):
     """Pipeline stages in board order."""
 

@@ -1,0 +1,359 @@
+"""Who may call which API endpoint: every route and method × caller × LEAD_SHARING, as one table.
+
+Each cell is its own test: it sends one real request (JWT Bearer, as integrators do) and checks
+the status, that a refused request changed nothing, and that an allowed write did what it says.
+A route added under /api/ without a row here fails test_every_api_endpoint_is_in_the_matrix.
+"""
+
+from dataclasses import dataclass
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from rest_framework.test import APIClient
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from accounts.roles import Role
+from leads import services
+from leads.models import Activity, IdempotencyKey, Lead, Source, Stage
+from leads.tests.api.contract import assert_error
+from leads.tests.factories import DEFAULT_PASSWORD, UserFactory
+
+ROLES = ("anonymous", "owner", "other_sales", "manager", "admin")
+SHARINGS = ("private", "read", "write")
+
+
+def S(private, read, write):
+    """A cell that depends on settings.LEAD_SHARING."""
+    return {"private": private, "read": read, "write": write}
+
+
+# Rows: (method, route name in the "api" namespace). Columns: the caller.
+#   owner        a salesperson who owns the lead under test (for routes without a lead: any salesperson)
+#   other_sales  a salesperson who does not own it
+# S(private, read, write) spells out a cell that changes with LEAD_SHARING. A lead the caller may
+# not see is a 404, never a 403; a lead they see but may not change is a 403.
+# fmt: off
+MATRIX = {
+    #                               anonymous  owner   other_sales        manager  admin
+    ("GET",    "lead-list"):       (401,       200,    200,               200,     200),
+    ("POST",   "lead-list"):       (401,       201,    201,               201,     201),
+    ("GET",    "lead-detail"):     (401,       200,    S(404, 200, 200),  200,     200),
+    ("PUT",    "lead-detail"):     (401,       200,    S(404, 403, 200),  200,     200),
+    ("PATCH",  "lead-detail"):     (401,       200,    S(404, 403, 200),  200,     200),
+    ("DELETE", "lead-detail"):     (401,       403,    S(404, 403, 403),  204,     204),
+    ("PATCH",  "lead-stage"):      (401,       200,    S(404, 403, 200),  200,     200),
+    ("PATCH",  "lead-owner"):      (401,       403,    S(404, 403, 403),  200,     200),
+    ("GET",    "lead-activities"): (401,       200,    S(404, 200, 200),  200,     200),
+    ("POST",   "lead-activities"): (401,       201,    S(404, 403, 201),  201,     201),
+    ("GET",    "stage-list"):      (401,       200,    200,               200,     200),
+    ("POST",   "stage-list"):      (401,       403,    403,               201,     201),
+    ("GET",    "stage-detail"):    (401,       200,    200,               200,     200),
+    ("PUT",    "stage-detail"):    (401,       403,    403,               200,     200),
+    ("PATCH",  "stage-detail"):    (401,       403,    403,               200,     200),
+    ("DELETE", "stage-detail"):    (401,       403,    403,               204,     204),
+    ("GET",    "source-list"):     (401,       200,    200,               200,     200),
+    ("POST",   "source-list"):     (401,       403,    403,               201,     201),
+    ("GET",    "source-detail"):   (401,       200,    200,               200,     200),
+    ("PUT",    "source-detail"):   (401,       403,    403,               200,     200),
+    ("PATCH",  "source-detail"):   (401,       403,    403,               200,     200),
+    ("DELETE", "source-detail"):   (401,       403,    403,               204,     204),
+    ("GET",    "user-list"):       (401,       200,    200,               200,     200),
+    ("GET",    "user-detail"):     (401,       200,    200,               200,     200),
+    ("GET",    "me"):              (401,       200,    200,               200,     200),
+    # Logging in, refreshing and logging out need no session: the credentials or the refresh
+    # token in the body are the authority (the anonymous caller sends the owner's). Logout
+    # ignores an Authorization header altogether, so an expired access token cannot block it.
+    ("POST",   "token"):           (200,       200,    200,               200,     200),
+    ("POST",   "token_refresh"):   (200,       200,    200,               200,     200),
+    ("POST",   "logout"):          (204,       204,    204,               204,     204),
+    # The schema and Swagger UI are public, so integrators can read them before they have an account.
+    ("GET",    "schema"):          (200,       200,    200,               200,     200),
+    ("GET",    "docs"):            (200,       200,    200,               200,     200),
+    # DRF's router adds a browsable index of the API at /api/. It is a real endpoint (so it is
+    # here), but drf-spectacular leaves it out of the OpenAPI schema.
+    ("GET",    "api-root"):        (401,       200,    200,               200,     200),
+}
+# fmt: on
+
+# HEAD answers like GET and OPTIONS is DRF's metadata answer; both run the same authentication
+# and permission checks as the view's other methods, so the table lists only the methods the
+# views implement themselves.
+IMPLICIT_METHODS = {"head", "options", "trace"}
+
+
+def expected_status(method, name, role, sharing):
+    cell = MATRIX[(method, name)][ROLES.index(role)]
+    return cell[sharing] if isinstance(cell, dict) else cell
+
+
+# --- the table covers the URLconf -------------------------------------------------------------
+
+
+def _view_methods(callback):
+    actions = getattr(callback, "actions", None)  # a viewset route: {"get": "list", ...}
+    if actions:
+        return {method.upper() for method in actions if method not in IMPLICIT_METHODS}
+    view_class = getattr(callback, "cls", None) or getattr(callback, "view_class", None)
+    if view_class is None:
+        return {"<a function view: list its methods in MATRIX by hand>"}
+    return {
+        method.upper()
+        for method in view_class.http_method_names
+        if method not in IMPLICIT_METHODS and hasattr(view_class, method)
+    }
+
+
+def api_routes():
+    """Every pattern under /api/ as (route, name, methods, is_format_suffix), walking includes."""
+    found = []
+
+    def walk(resolver, prefix):
+        for entry in resolver.url_patterns:
+            route = prefix + str(entry.pattern)
+            if isinstance(entry, URLResolver):
+                walk(entry, route)
+            elif isinstance(entry, URLPattern) and route.startswith("api/"):
+                is_suffix = "format" in entry.pattern.regex.groupindex
+                found.append((route, entry.name, _view_methods(entry.callback), is_suffix))
+
+    walk(get_resolver(), "")
+    return found
+
+
+def test_every_api_endpoint_is_in_the_matrix():
+    routes = api_routes()
+    assert routes, "found no routes under api/: has the API moved?"
+    unnamed = [route for route, name, _, _ in routes if not name]
+    assert not unnamed, f"name these API routes so the matrix can list them: {unnamed}"
+
+    # DRF's router can repeat every route with a format suffix (/api/leads/1.json, /api/.json).
+    # Ours does not (OptionalSlashRouter.include_format_suffixes = False): the views take no
+    # `format` argument, so those aliases answered 500. A suffix route appearing again is not
+    # a new endpoint but that bug coming back, so it fails here rather than earning rows.
+    suffixed = [route for route, _, _, is_suffix in routes if is_suffix]
+    assert not suffixed, f"format-suffix routes are back; the views cannot take `format`: {suffixed}"
+
+    in_urlconf = {(method, name) for _, name, methods, _ in routes for method in methods}
+    missing = sorted(in_urlconf - MATRIX.keys())
+    stale = sorted(MATRIX.keys() - in_urlconf)
+    assert not missing, f"API endpoints with no row in MATRIX: say who may call them: {missing}"
+    assert not stale, f"MATRIX rows for endpoints that no longer exist: {stale}"
+
+
+# --- one test per cell ----------------------------------------------------------------------------
+
+
+@dataclass
+class World:
+    owner: object
+    other_sales: object
+    manager: object
+    admin: object
+    lead: Lead
+    stage: Stage  # a stage no lead uses, to change and delete
+    source: Source  # likewise
+
+    def user(self, role):
+        return None if role == "anonymous" else getattr(self, role)
+
+
+@pytest.fixture
+def world(db, settings):
+    # Throttling has tests of its own: a rate limit must not decide any cell here.
+    settings.API_THROTTLE_RATES = {"anon": None, "user": None}
+    owner = UserFactory(role=Role.SALES, email="owner@matrix.example")
+    lead = services.create_lead(
+        actor=owner, first_name="Mara", last_name="Trix", email="mara@prospect.example", company="Grid Ltd"
+    )
+    return World(
+        owner=owner,
+        other_sales=UserFactory(role=Role.SALES, email="other@matrix.example"),
+        manager=UserFactory(role=Role.MANAGER, email="manager@matrix.example"),
+        admin=UserFactory(role=Role.ADMIN, email="admin@matrix.example"),
+        lead=Lead.objects.get(pk=lead.pk),
+        stage=Stage.objects.create(name="Matrix Stage", position=900),
+        source=Source.objects.create(name="Matrix Source"),
+    )
+
+
+def request_for(method, name, world, caller):
+    """The URL and body that exercise (method, name): a write that would succeed if allowed."""
+    lead, holder = world.lead, caller or world.owner
+    urls = {
+        "lead-detail": [lead.pk],
+        "lead-stage": [lead.pk],
+        "lead-owner": [lead.pk],
+        "lead-activities": [lead.pk],
+        "stage-detail": [world.stage.pk],
+        "source-detail": [world.source.pk],
+        "user-detail": [world.owner.pk],
+    }
+    url = reverse(f"api:{name}", args=urls.get(name, []))
+    bodies = {
+        ("POST", "lead-list"): {"name": "Nora Newlead", "email": "nora@prospect.example"},
+        ("PUT", "lead-detail"): {"first_name": "Mara", "last_name": "Trix", "company": "Renamed Co"},
+        ("PATCH", "lead-detail"): {"company": "Renamed Co"},
+        ("PATCH", "lead-stage"): {"stage": "In Progress"},
+        ("PATCH", "lead-owner"): {"owner": str(world.other_sales.pk)},
+        ("POST", "lead-activities"): {"kind": "note", "body": "Matrix note"},
+        ("POST", "stage-list"): {"name": "Matrix Added", "position": 950, "kind": "open"},
+        ("PUT", "stage-detail"): {
+            "name": "Matrix Renamed",
+            "position": 901,
+            "kind": "open",
+            "archived": False,
+        },
+        ("PATCH", "stage-detail"): {"name": "Matrix Renamed"},
+        ("POST", "source-list"): {"name": "Matrix Added"},
+        ("PUT", "source-detail"): {"name": "Matrix Renamed", "archived": False},
+        ("PATCH", "source-detail"): {"name": "Matrix Renamed"},
+        ("POST", "token"): {"email": holder.email, "password": DEFAULT_PASSWORD},
+    }
+    if name in ("token_refresh", "logout"):
+        return url, {"refresh": str(RefreshToken.for_user(holder))}
+    return url, bodies.get((method, name))
+
+
+def client_as(user):
+    client = APIClient()
+    if user is not None:
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(user).access_token}")
+    return client
+
+
+def snapshot():
+    """Everything an API write could touch, to show that a refused request touched none of it."""
+    return {
+        "leads": list(Lead.objects.order_by("pk").values()),
+        "activities": list(Activity.objects.order_by("pk").values_list("pk", flat=True)),
+        "stages": list(Stage.objects.order_by("pk").values()),
+        "sources": list(Source.objects.order_by("pk").values()),
+        "idempotency_keys": IdempotencyKey.objects.count(),
+        "blacklisted_tokens": BlacklistedToken.objects.count(),
+    }
+
+
+def _new_activity(world, kind, caller):
+    activity = world.lead.activities.order_by("-id").first()
+    assert activity.kind == kind and activity.actor == caller, (activity.kind, activity.actor)
+    return activity
+
+
+def assert_write_happened(method, name, world, caller, body, response):
+    """An allowed write did what the endpoint promises, and recorded it on the timeline."""
+    lead = Lead.objects.select_related("stage", "owner").get(pk=world.lead.pk)
+    match (method, name):
+        case ("POST", "lead-list"):
+            created = Lead.objects.get(email="nora@prospect.example")
+            assert response.json()["id"] == created.pk and created.created_by == caller
+            assert created.activities.get().kind == Activity.Kind.CREATED
+        case ("PUT" | "PATCH", "lead-detail"):
+            assert lead.company == "Renamed Co" and lead.version == world.lead.version + 1
+            _new_activity(world, Activity.Kind.UPDATED, caller)
+        case ("DELETE", "lead-detail"):
+            assert lead.deleted_at is not None
+            _new_activity(world, Activity.Kind.DELETED, caller)
+        case ("PATCH", "lead-stage"):
+            assert lead.stage.name == "In Progress"
+            _new_activity(world, Activity.Kind.STAGE_CHANGED, caller)
+        case ("PATCH", "lead-owner"):
+            assert lead.owner == world.other_sales
+            _new_activity(world, Activity.Kind.OWNER_CHANGED, caller)
+        case ("POST", "lead-activities"):
+            assert _new_activity(world, Activity.Kind.NOTE, caller).body == "Matrix note"
+        case ("POST", "stage-list"):
+            assert Stage.objects.filter(name="Matrix Added").exists()
+        case ("PUT" | "PATCH", "stage-detail"):
+            assert Stage.objects.get(pk=world.stage.pk).name == "Matrix Renamed"
+        case ("DELETE", "stage-detail"):
+            assert not Stage.objects.filter(pk=world.stage.pk).exists()
+        case ("POST", "source-list"):
+            assert Source.objects.filter(name="Matrix Added").exists()
+        case ("PUT" | "PATCH", "source-detail"):
+            assert Source.objects.get(pk=world.source.pk).name == "Matrix Renamed"
+        case ("DELETE", "source-detail"):
+            assert not Source.objects.filter(pk=world.source.pk).exists()
+        case ("POST", "token"):
+            assert set(response.json()) == {"access", "refresh"}
+        case ("POST", "token_refresh"):
+            assert set(response.json()) == {"access", "refresh"}
+            # Rotation: the refresh token just used is spent.
+            assert BlacklistedToken.objects.filter(token__token=body["refresh"]).exists()
+        case ("POST", "logout"):
+            assert BlacklistedToken.objects.filter(token__token=body["refresh"]).exists()
+        case _:
+            pytest.fail(f"say what a successful {method} {name} writes")
+
+
+CELLS = [
+    pytest.param(method, name, role, sharing, id=f"{method} {name}-{role}-{sharing}")
+    for (method, name) in MATRIX
+    for sharing in SHARINGS
+    for role in ROLES
+]
+
+
+@pytest.mark.parametrize(("method", "name", "role", "sharing"), CELLS)
+def test_permission_cell(method, name, role, sharing, world, settings):
+    settings.LEAD_SHARING = sharing
+    caller = world.user(role)
+    url, body = request_for(method, name, world, caller)
+    before = snapshot()
+
+    response = getattr(client_as(caller), method.lower())(url, body, format="json")
+
+    expected = expected_status(method, name, role, sharing)
+    assert response.status_code == expected, (response.status_code, response.content[:300])
+    if expected >= 400:
+        assert_error(response, expected)
+        assert snapshot() == before, "a refused request changed the database"
+    elif method == "GET":
+        assert snapshot() == before, "a read changed the database"
+    else:
+        assert_write_happened(method, name, world, caller, body, response)
+
+    if (method, name) == ("GET", "lead-list") and expected == 200:
+        # The list shows exactly the leads the detail route would show.
+        listed = {row["id"] for row in response.json()["leads"]}
+        sees_lead = expected_status("GET", "lead-detail", role, sharing) == 200
+        assert (world.lead.pk in listed) == sees_lead, listed
+
+
+# The unassigned pool, as a salesperson who does not own the lead sees it: visible under every
+# sharing (that is how leads get claimed), editable only under "write".
+# fmt: off
+POOL = {
+    ("GET",   "lead-detail"):     S(200, 200, 200),
+    ("PATCH", "lead-detail"):     S(403, 403, 200),
+    ("PATCH", "lead-stage"):      S(403, 403, 200),
+    ("PATCH", "lead-owner"):      S(403, 403, 403),
+    ("POST",  "lead-activities"): S(403, 403, 201),
+}
+# fmt: on
+
+
+@pytest.mark.parametrize("sharing", SHARINGS)
+@pytest.mark.parametrize(("method", "name"), list(POOL))
+def test_unassigned_lead_for_other_sales(method, name, sharing, world, settings):
+    settings.LEAD_SHARING = sharing
+    Lead.objects.filter(pk=world.lead.pk).update(owner=None)
+    world.lead.refresh_from_db()
+    url, body = request_for(method, name, world, world.other_sales)
+    before = snapshot()
+
+    response = getattr(client_as(world.other_sales), method.lower())(url, body, format="json")
+
+    expected = POOL[(method, name)][sharing]
+    assert response.status_code == expected, (response.status_code, response.content[:300])
+    if expected >= 400:
+        assert_error(response, expected)
+        assert snapshot() == before
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_format_suffix_urls_are_not_routes(role, world):
+    # Every role, anonymous included, gets the API's JSON 404 rather than a 500 or a 401.
+    url = f"/api/leads/{world.lead.pk}.json"
+    response = client_as(world.user(role)).get(url)
+    assert_error(response, 404, code="not_found")

@@ -1,0 +1,182 @@
+"""Schemathesis on the live OpenAPI schema: every operation as each role; no 5xx, every answer documented.
+
+The schema is fetched from the WSGI application itself (/api/schema/), so what is tested is what
+integrators download. Requests go through the WSGI app in this thread, inside this test's database
+transaction, so pytest-django's ordinary `db` isolation holds.
+
+Bounded for CI: a fixed seed, derandomized generation, no example database and no shrinking;
+SCHEMATHESIS_MAX_EXAMPLES (default 10) fuzzed examples per operation and role, plus the schema's
+own examples. For a longer hunt, raise it and add the coverage phase (every boundary value):
+
+    SCHEMATHESIS_MAX_EXAMPLES=300 SCHEMATHESIS_COVERAGE=1 \
+        .venv/bin/pytest leads/tests/api/test_schemathesis.py
+"""
+
+import os
+import zlib
+
+import pytest
+import schemathesis
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections, transaction
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
+from rest_framework_simplejwt.tokens import RefreshToken
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from accounts.models import User
+from accounts.roles import Role
+from config.wsgi import application
+from leads import services
+from leads.models import Lead, Source, Stage
+from leads.tests.factories import UserFactory
+
+MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "10"))
+# The coverage phase walks every boundary of every parameter and body field: thousands of
+# requests per role, so minutes rather than seconds. Off in CI, on for a long hunt.
+COVERAGE = os.environ.get("SCHEMATHESIS_COVERAGE", "") not in ("", "0")
+SEED = 20240611
+ROLES = ("anonymous", "sales", "manager", "admin")
+# No 5xx, and every answer is one the schema documents: status code, content type, headers, body.
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
+# Rows the fuzzed /{id}/ routes may be pointed at, per collection, read when each case is sent
+# (deletes and archives during the run take rows out).
+LIVE_IDS = {
+    "leads": lambda: Lead.objects.live(),
+    "stages": lambda: Stage.objects.all(),
+    "sources": lambda: Source.objects.all(),
+    "users": lambda: User.objects.all(),
+}
+
+schema = schemathesis.pytest.from_fixture("api_schema")
+
+
+@pytest.fixture
+def api_schema(role, tokens_by_role, _requests_keep_the_test_connection):
+    phases = ["examples", "fuzzing"] + (["coverage"] if COVERAGE else [])
+    config = schemathesis.Config.from_dict(
+        {
+            "seed": SEED,
+            "generation": {
+                "max-examples": MAX_EXAMPLES,
+                "deterministic": True,
+                "database": "none",
+                "no-shrink": True,
+            },
+            "phases": {name: {"enabled": name in phases} for name in ("examples", "coverage", "fuzzing")},
+            # Random strings almost never name a stage, a source, a user or a fresh valid e-mail,
+            # so without these only the 400 paths of creates, moves and filters would be tested.
+            "dictionaries": {
+                "stages": {"values": [*Stage.objects.values_list("name", flat=True), "in progress"]},
+                "sources": {"values": [*Source.objects.values_list("name", flat=True), "facebook"]},
+                "users": {"values": [str(pk) for pk in User.objects.values_list("pk", flat=True)]},
+                "owners": {"values": ["me", "unassigned"]},
+                "emails": {"values": [f"fuzz-new{i}@prospect.example" for i in range(25)]},
+            },
+            "parameters": {
+                "body.stage": {"dictionary": "stages", "probability": 0.5},
+                "body.source": {"dictionary": "sources", "probability": 0.5},
+                "body.owner": {"dictionary": "users", "probability": 0.5},
+                "body.email": {"dictionary": "emails", "probability": 0.5},
+                "query.stage": {"dictionary": "stages", "probability": 0.3},
+                "query.source": {"dictionary": "sources", "probability": 0.3},
+                "query.owner": {"dictionary": "owners", "probability": 0.3},
+            },
+        }
+    )
+    return schemathesis.openapi.from_wsgi("/api/schema/", application, config=config)
+
+
+@pytest.fixture
+def tokens_by_role(db, settings):
+    """An access token per role, for users in a world of leads, activities, stages and sources.
+
+    Everything is written through the services, as the API itself would write it.
+    """
+    # Thousands of requests from one caller: throttling has tests of its own.
+    settings.API_THROTTLE_RATES = {"anon": None, "user": None}
+    users = {
+        "sales": UserFactory(role=Role.SALES, email="fuzz-sales@test.example"),
+        "other": UserFactory(role=Role.SALES, email="fuzz-other@test.example"),
+        "manager": UserFactory(role=Role.MANAGER, email="fuzz-manager@test.example"),
+        "admin": UserFactory(role=Role.ADMIN, email="fuzz-admin@test.example"),
+    }
+    owners = [users["sales"], users["sales"], users["other"], None, users["manager"]]
+    leads = [
+        services.create_lead(
+            actor=users["manager"],
+            name=f"Fuzz Lead{i}",
+            email=f"fuzz{i}@prospect.example",
+            phone=f"+1 212 555 01{i:02d}" if i % 2 else "",
+            company=f"Fuzz Co {i}",
+            owner=owners[i % len(owners)],
+        )
+        for i in range(12)
+    ]
+    services.move_lead(
+        lead=leads[2], stage=Stage.objects.get(name="Lost"), actor=users["manager"], lost_reason="Budget"
+    )
+    services.log_activity(lead=leads[0], actor=users["sales"], kind="note", body="Asked for a demo")
+    services.log_activity(
+        lead=leads[0], actor=users["sales"], kind="call", outcome="connected", duration_minutes=5
+    )
+    services.save_stage(actor=users["manager"], name="Unused Stage", position=950)
+    services.save_source(actor=users["manager"], name="Unused Source")
+    return {role: str(RefreshToken.for_user(user).access_token) for role, user in users.items()}
+
+
+@pytest.fixture
+def _requests_keep_the_test_connection():
+    # Django's test client does this too: a bare WSGI call closes the connection at the end of
+    # each request (close_old_connections), which would end the test's transaction.
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
+
+
+def _aim_at_real_rows(case):
+    """Send about half the cases for /{id}/ routes to a row that exists, so more than 404 is tested.
+
+    Which half, and which row, follow from the generated id, so a run stays reproducible.
+    """
+    if "id" not in (case.path_parameters or {}):
+        return
+    collection = case.path.strip("/").split("/")[1]  # /api/<collection>/{id}/...
+    ids = list(LIVE_IDS[collection]().order_by("pk").values_list("pk", flat=True))
+    pick = zlib.crc32(repr(case.path_parameters["id"]).encode())
+    if ids and pick % 2 == 0:
+        case.path_parameters["id"] = ids[pick // 2 % len(ids)]
+
+
+@pytest.mark.parametrize("role", ROLES)
+@schema.parametrize()
+@hypothesis_settings(
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.filter_too_much,
+        HealthCheck.data_too_large,
+    ],
+)
+def test_api_answers_as_documented(case, role, tokens_by_role):
+    headers = {"Authorization": f"Bearer {tokens_by_role[role]}"} if role != "anonymous" else {}
+    _aim_at_real_rows(case)
+    # A savepoint per case: on PostgreSQL one failed query aborts the whole transaction, and the
+    # failures of every later case would hide the one that matters.
+    with transaction.atomic():
+        case.call_and_validate(headers=headers, checks=CHECKS)
