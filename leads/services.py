@@ -481,22 +481,6 @@ def log_activity(*, lead, actor, kind, body="", outcome="", duration_minutes=Non
 # --- stages ---------------------------------------------------------------------------------
 
 
-def retire_stage(*, stage, actor):
-    """Delete a stage nobody uses; archive one that leads still sit in. Returns what it did."""
-    if not policies.is_manager(actor):
-        raise PermissionDenied("Only managers and admins can change stages.")
-    if not stage.archived and not Stage.objects.filter(archived=False).exclude(pk=stage.pk).exists():
-        raise ValidationError({"archived": ["The board needs at least one stage that is not archived."]})
-    with transaction.atomic():
-        if stage.leads.exists():
-            if not stage.archived:
-                stage.archived = True
-                stage.save(update_fields=["archived"])
-            return "archived"
-        stage.delete()
-        return "deleted"
-
-
 def change_lead(*, lead, actor, expected_version=None, stage=None, lost_reason="", owner=_UNSET, **changes):
     """Edit fields, stage and owner together (an API PUT/PATCH, an admin form): all or nothing.
 
@@ -564,14 +548,27 @@ def save_source(*, actor, source=None, **fields):
     return _save_named(source, fields)
 
 
+def retire_stage(*, stage, actor):
+    """Delete a stage nobody uses; archive one that leads still sit in. Returns what it did."""
+    _require_manager(actor)
+    if not stage.archived and not Stage.objects.filter(archived=False).exclude(pk=stage.pk).exists():
+        raise ValidationError({"archived": ["The board needs at least one stage that is not archived."]})
+    return _delete_or_archive(stage)
+
+
 def retire_source(*, source, actor):
     """Delete a source nobody uses; archive one that leads came from. Returns what it did."""
     _require_manager(actor)
+    return _delete_or_archive(source)
+
+
+def _delete_or_archive(row):
+    # Leads point at stages and sources with PROTECT: a used row is archived, so history keeps it.
     with transaction.atomic():
-        if source.leads.exists():
-            if not source.archived:
-                source.archived = True
-                source.save(update_fields=["archived"])
+        if row.leads.exists():
+            if not row.archived:
+                row.archived = True
+                row.save(update_fields=["archived"])
             return "archived"
-        source.delete()
+        row.delete()
         return "deleted"
