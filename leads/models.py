@@ -1,7 +1,6 @@
 """The pipeline's data: stages, sources, leads and their append-only activity timeline."""
 
 from django.conf import settings
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
@@ -219,7 +218,8 @@ class IdempotencyKey(models.Model):
     # Which endpoint and body the key was first used with; a different body is refused (422).
     request_fingerprint = models.CharField(max_length=64)
     response_status = models.PositiveSmallIntegerField(null=True)
-    response_body = models.JSONField(null=True, encoder=DjangoJSONEncoder)
+    # JSON text, not jsonb: PostgreSQL's jsonb would reorder keys, and a replay must be byte-identical.
+    response_body = models.TextField(blank=True)
     response_headers = models.JSONField(default=dict)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 

@@ -41,10 +41,7 @@ def _fingerprint(request):
 
 def _replay(record):
     headers = {**record.response_headers, REPLAYED_HEADER: "true"}
-    body = record.response_body
-    if isinstance(body, str):  # stored as JSON text, so the replay keeps the first answer's key order
-        body = json.loads(body)
-    return Response(body, status=record.response_status, headers=headers)
+    return Response(json.loads(record.response_body), status=record.response_status, headers=headers)
 
 
 class IdempotentPostMixin:
@@ -77,7 +74,6 @@ class IdempotentPostMixin:
                     return _replay(record)
                 response = handler(request, *args, **kwargs)
                 record.response_status = response.status_code
-                # As text: PostgreSQL's jsonb would reorder the keys of an object.
                 record.response_body = json.dumps(response.data, cls=JSONEncoder)
                 record.response_headers = {h: response[h] for h in KEPT_HEADERS if response.has_header(h)}
                 record.save(update_fields=["response_status", "response_body", "response_headers"])
