@@ -8,7 +8,7 @@ from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from leads import policies, selectors, services
@@ -81,7 +81,8 @@ def _render_board(request, *, quick_add, status=200):
             "columns": columns,
             "stages": stages,
             "filterset": filterset,
-            "filter_query": "&".join(f"{k}={v}" for k, v in filter_data.items()),
+            # The quick-add form posts with the filters, so a refused add re-renders the same board.
+            "filter_query": urlencode(filter_data),
             "is_filtered": bool(filter_data),
             "quick_add": quick_add,
             "board_url": request.get_full_path(),

@@ -268,3 +268,13 @@ def test_board_query_count_does_not_grow_with_leads(client, lead_count, django_a
     with django_assert_max_num_queries(16):
         response = client.get(BOARD, {"query": "bulk", "owner": "me"})
     assert response.status_code == 200
+
+
+def test_a_refused_quick_add_keeps_filters_with_special_characters(sales_client, sales):
+    LeadFactory(first_name="Ann", company="Smith & Co", owner=sales)
+    board = sales_client.get(BOARD, {"query": "Smith & Co"}).content.decode()
+    assert 'action="/leads/new/?query=Smith+%26+Co"' in board
+    response = sales_client.post("/leads/new/?query=Smith+%26+Co", {"name": "", "source": 1})
+    assert response.status_code == 400
+    shown = {lead.name for column in response.context["columns"] for lead in column.leads}
+    assert shown == {"Ann " + Lead.objects.get(company="Smith & Co").last_name}
