@@ -48,7 +48,8 @@ def _column_pages(params):
     """?page_<stage id>=N for each column's own paging."""
     pages = {}
     for key, value in params.items():
-        if key.startswith("page_") and key[5:].isdigit() and value.isdigit():
+        # isdecimal, not isdigit: "²" is a digit that int() refuses.
+        if key.startswith("page_") and key[5:].isdecimal() and value.isdecimal() and len(value) < 10:
             pages[int(key[5:])] = min(int(value), 100_000)
     return pages
 
