@@ -74,7 +74,7 @@ def _render_board(request, *, quick_add, status=200):
     shown = [s for s in stages if chosen_stage is None or s.pk == chosen_stage.pk]
     columns = selectors.board_columns(leads=leads, stages=shown, column_pages=_column_pages(request.GET))
     for column in columns:
-        _mark_movable(request.user, column.leads)
+        _prepare_cards(request.user, column.leads, stages)
     return render(
         request,
         "leads/board.html",
@@ -154,18 +154,24 @@ def move(request, pk):
     return redirect(_back_to_board(request))
 
 
-def _mark_movable(user, leads):
-    """Cards offer a move form and dragging only to people the policy lets move them."""
+def _prepare_cards(user, leads, stages):
+    """Cards offer a move form and dragging only to people the policy lets move them, and
+    their stage menu starts at the next stage, so "Move" alone moves a lead forward."""
+    following = {stage.pk: nxt.pk for stage, nxt in zip(stages, stages[1:])}
+    if len(stages) > 1:
+        following[stages[-1].pk] = stages[-2].pk
     for lead in leads:
         lead.movable = policies.can_edit(user, lead)
+        lead.suggested_stage_id = following.get(lead.stage_id)
 
 
 def _moved(request, lead):
     if _wants_json(request):
-        _mark_movable(request.user, [lead])
+        stages = selectors.board_stages()
+        _prepare_cards(request.user, [lead], stages)
         card = render_to_string(
             "leads/_card.html",
-            {"lead": lead, "stages": selectors.board_stages(), "board_url": _back_to_board(request)},
+            {"lead": lead, "stages": stages, "board_url": _back_to_board(request)},
             request=request,
         )
         return JsonResponse({"ok": True, "lead": _lead_state(lead), "card_html": card})

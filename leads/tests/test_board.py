@@ -283,3 +283,16 @@ def test_a_refused_quick_add_keeps_filters_with_special_characters(sales_client,
 @pytest.mark.parametrize("params", [{"page_1": "²"}, {"page_²": "2"}, {"page_1": "9" * 400}, {"page_1": "-3"}])
 def test_odd_column_page_parameters_show_the_board(sales_client, lead, params):
     assert sales_client.get(BOARD, params).status_code == 200
+
+
+def test_a_cards_stage_menu_starts_at_the_next_stage(sales_client, sales):
+    in_reached_out = LeadFactory(owner=sales, stage=stage("Reached Out"))
+    in_lost = LeadFactory(owner=sales, stage=stage("Lost"))
+    board = sales_client.get(BOARD).content.decode()
+
+    def selected_option(lead):
+        menu = board[board.index(f'id="move-{lead.pk}"') :]
+        return menu[: menu.index("</select>")].split(" selected>")[1].split("<")[0]
+
+    assert selected_option(in_reached_out) == "No Response"
+    assert selected_option(in_lost) == "Won"  # the last column suggests the one before it
