@@ -22,7 +22,7 @@ help:
 	@echo "make test   the whole suite: pytest -m 'not e2e', then the browser tests (pytest -m e2e)"
 	@echo "make test-unit / make test-e2e   one of the two invocations"
 	@echo "make fuzz   a long schemathesis run over the API (about 6 minutes)"
-	@echo "make lint   ruff check"
+	@echo "make lint   ruff check and ruff format --check"
 	@echo "make check  manage.py check and makemigrations --check"
 
 venv: $(STAMP)
@@ -72,6 +72,7 @@ fuzz: venv
 
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 check: venv
 	$(PYTHON) manage.py check

@@ -280,7 +280,9 @@ def test_a_refused_quick_add_keeps_filters_with_special_characters(sales_client,
     assert shown == {"Ann " + Lead.objects.get(company="Smith & Co").last_name}
 
 
-@pytest.mark.parametrize("params", [{"page_1": "²"}, {"page_²": "2"}, {"page_1": "9" * 400}, {"page_1": "-3"}])
+@pytest.mark.parametrize(
+    "params", [{"page_1": "²"}, {"page_²": "2"}, {"page_1": "9" * 400}, {"page_1": "-3"}]
+)
 def test_odd_column_page_parameters_show_the_board(sales_client, lead, params):
     assert sales_client.get(BOARD, params).status_code == 200
 
