@@ -22,6 +22,11 @@ class UserManager(DjangoUserManager):
         extra_fields.setdefault("role", Role.SALES)
         return self._create_user(email, password, **extra_fields)
 
+    def get_by_natural_key(self, username):
+        # Every login door (the login page, JWT, admin) ends here; e-mails are stored lower-case
+        # and phones capitalise the first letter people type.
+        return self.get(email__iexact=(username or "").strip())
+
     def create_superuser(self, email, password=None, **extra_fields):
         extra_fields["role"] = Role.ADMIN
         return self._create_user(email, password, **extra_fields)

@@ -142,7 +142,7 @@ def move(request, pk):
         else:
             return _moved(request, lead)
     if _wants_json(request):
-        return _json_error(error, form, status, lead)
+        return _json_error(request, error, form, status, lead)
     if error is None and "lost_reason" in form.errors:
         return render(
             request,
@@ -165,16 +165,16 @@ def _prepare_cards(user, leads, stages):
         lead.suggested_stage_id = following.get(lead.stage_id)
 
 
+def _card_html(request, lead):
+    stages = selectors.board_stages()
+    _prepare_cards(request.user, [lead], stages)
+    context = {"lead": lead, "stages": stages, "board_url": _back_to_board(request)}
+    return render_to_string("leads/_card.html", context, request=request)
+
+
 def _moved(request, lead):
     if _wants_json(request):
-        stages = selectors.board_stages()
-        _prepare_cards(request.user, [lead], stages)
-        card = render_to_string(
-            "leads/_card.html",
-            {"lead": lead, "stages": stages, "board_url": _back_to_board(request)},
-            request=request,
-        )
-        return JsonResponse({"ok": True, "lead": _lead_state(lead), "card_html": card})
+        return JsonResponse({"ok": True, "lead": _lead_state(lead), "card_html": _card_html(request, lead)})
     messages.success(request, f"Moved {lead.name} to {lead.stage}.", extra_tags=f"lead:{lead.pk}")
     return redirect(_back_to_board(request))
 
@@ -190,12 +190,14 @@ def _lead_state(lead):
     }
 
 
-def _json_error(error, form, status, lead):
+def _json_error(request, error, form, status, lead):
     fields = {name: [str(m) for m in msgs] for name, msgs in form.errors.items()}
     message = error or " ".join(m for msgs in fields.values() for m in msgs) or "The lead was not moved."
-    return JsonResponse(
-        {"ok": False, "error": message, "fields": fields, "lead": _lead_state(lead)}, status=status
-    )
+    body = {"ok": False, "error": message, "fields": fields, "lead": _lead_state(lead)}
+    if status == 409:
+        # The card as it is now, with its current version, so the next move is not stale too.
+        body["card_html"] = _card_html(request, lead)
+    return JsonResponse(body, status=status)
 
 
 # --- the lead page ---------------------------------------------------------------------------

@@ -132,3 +132,16 @@ def test_a_manager_has_the_admin_permissions_and_sales_has_none():
 )
 def test_is_manager(role, active, expected):
     assert UserFactory(role=role, is_active=active).is_manager is expected
+
+
+@pytest.mark.parametrize("typed", ["Sales@Example.com", " sales@example.com ", "SALES@EXAMPLE.COM"])
+def test_login_by_email_ignores_case_and_spaces_on_every_door(client, typed):
+    from rest_framework.test import APIClient
+
+    UserFactory(email="sales@example.com", role=Role.SALES)
+    page = client.post("/accounts/login/", {"username": typed, "password": "correct-horse-battery"})
+    assert page.status_code == 302 and page["Location"] == "/board/"
+    token = APIClient().post(
+        "/api/auth/token/", {"email": typed, "password": "correct-horse-battery"}, format="json"
+    )
+    assert token.status_code == 200 and set(token.json()) == {"access", "refresh"}

@@ -96,29 +96,46 @@
     if (!response.ok || !data.ok) {
       flash(data.error || "The lead was not moved.", "error");
       announce("Not moved: " + (data.error || ""));
-      if (response.status === 409 && data.lead) card.dataset.version = data.lead.version;
-      card.focus();
+      // On a conflict the server sends the card as it is now: show it, with its current version.
+      const current = data.card_html ? placeCard(card, data.card_html) : card;
+      if (current) current.focus();
       return;
     }
-    const value = parseFloat(card.dataset.value) || 0;
+    const fresh = placeCard(card, data.card_html);
+    fresh.classList.add("just-moved");
+    fresh.focus();
+    const message = "Moved " + fresh.querySelector(".card-name").textContent + " to " + targetColumn.dataset.stageName + ".";
+    flash(message, "success");
+    announce(message);
+  }
+
+  // Put the server's fresh card where its stage is, and keep both columns' totals right.
+  // Returns the new card, or null when its column is not on this (filtered) board.
+  function placeCard(card, html) {
     const template = document.createElement("template");
-    template.innerHTML = data.card_html.trim();
+    template.innerHTML = html.trim();
     const fresh = template.content.firstElementChild;
+    const fromColumn = columnOf(card);
+    const toColumn = board.querySelector('.column[data-stage-id="' + fresh.dataset.stageId + '"]');
+    const oldValue = parseFloat(card.dataset.value) || 0;
+    const newValue = parseFloat(fresh.dataset.value) || 0;
+    if (toColumn === fromColumn) {
+      card.replaceWith(fresh);
+      adjustColumn(fromColumn, 0, newValue - oldValue);
+      return fresh;
+    }
     card.remove();
-    targetColumn.querySelector(".cards").prepend(fresh);
-    adjustColumn(fromColumn, -1, -value);
-    adjustColumn(targetColumn, +1, +value);
+    adjustColumn(fromColumn, -1, -oldValue);
     if (!fromColumn.querySelector(".lead-card")) {
       const li = document.createElement("li");
       li.className = "empty";
       li.textContent = "No leads here.";
       fromColumn.querySelector(".cards").append(li);
     }
-    fresh.classList.add("just-moved");
-    fresh.focus();
-    const message = "Moved " + fresh.querySelector(".card-name").textContent + " to " + targetColumn.dataset.stageName + ".";
-    flash(message, "success");
-    announce(message);
+    if (!toColumn) return null;
+    toColumn.querySelector(".cards").prepend(fresh);
+    adjustColumn(toColumn, +1, +newValue);
+    return fresh;
   }
 
   // --- mouse drag-and-drop ---

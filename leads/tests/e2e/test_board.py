@@ -128,6 +128,12 @@ def test_stale_drag_shows_who_changed_the_lead(page, live_server, login, pipelin
     card(page, ada).drag_to(column(page, "Reached Out").locator(".cards"))
     expect(page.locator(".message-error")).to_contain_text("changed by Max Manager")
     assert Lead.objects.get(pk=ada.pk).stage.name == "Won"
+    # The board now shows the lead as it is (in Won), and the next move is not stale too.
+    expect(column(page, "Won").locator(f"#lead-{ada.pk}")).to_be_visible()
+    expect(column(page, "Won").locator("[data-count]")).to_have_text("1")
+    card(page, ada).drag_to(column(page, "Reached Out").locator(".column-head"))
+    expect(column(page, "Reached Out").locator(f"#lead-{ada.pk}")).to_be_visible()
+    assert Lead.objects.get(pk=ada.pk).stage.name == "Reached Out"
 
 
 def test_add_a_note_on_the_lead_page(page, live_server, login, pipeline):
