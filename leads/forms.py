@@ -66,9 +66,23 @@ class LeadEditForm(forms.Form):
             kwargs["initial"] = {f: getattr(lead, f) for f in EDITABLE_FIELDS} | {"version": lead.version}
         super().__init__(*args, **kwargs)
         self.fields["source"].queryset = selectors.active_sources() | _current(lead, "source")
+        # Each field also posts the value the person started from, so a conflict can name
+        # exactly the fields someone else changed meanwhile.
+        for name in EDITABLE_FIELDS:
+            self.fields[name].show_hidden_initial = True
 
     def changes(self):
         return {f: self.cleaned_data[f] for f in EDITABLE_FIELDS}
+
+    def started_from(self, name):
+        """The value of `name` when the page was loaded, as posted (None if not posted)."""
+        return self.data.get(self.add_initial_prefix(name))
+
+
+def form_value(lead, name):
+    """A lead field as an edit form posts it: the source's id, text for the rest."""
+    value = getattr(lead, f"{name}_id" if name == "source" else name)
+    return "" if value is None else str(value)
 
 
 def _current(lead, relation):

@@ -1,5 +1,7 @@
 """The board and lead pages: parse the request, call a selector or a service, render or redirect."""
 
+from decimal import Decimal, InvalidOperation
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -22,8 +24,10 @@ from leads.forms import (
     ReassignForm,
     VersionForm,
     apply_service_errors,
+    form_value,
 )
 from leads.models import Activity
+from leads.services import EDITABLE_FIELDS
 
 TIMELINE_PAGE_SIZE = 50
 BOARD_FILTER_PARAMS = ("query", "source", "owner", "stage")
@@ -236,6 +240,8 @@ def _render_detail(request, lead, *, status=200, **forms):
 @require_POST
 def edit(request, pk):
     lead = selectors.get_visible_lead(request.user, pk)
+    if not policies.can_edit(request.user, lead):
+        raise PermissionDenied("You can see this lead but not edit it.")
     form = LeadEditForm(request.POST, lead=lead)
     if not form.is_valid():
         return _render_detail(request, lead, edit_form=form, status=400)
@@ -247,6 +253,8 @@ def edit(request, pk):
         # Keep what they typed, but against the current version, beside what changed meanwhile.
         data = request.POST.copy()
         data["version"] = exc.current.version
+        for name in EDITABLE_FIELDS:  # from now on, "started from" is the current lead
+            data[form.add_initial_prefix(name)] = form_value(exc.current, name)
         conflict = {"message": str(exc), "changes": _conflicting_fields(form, exc.current)}
         return _render_detail(
             request,
@@ -263,14 +271,25 @@ def edit(request, pk):
 
 
 def _conflicting_fields(form, current):
-    """Fields where the current lead differs from what the person started editing."""
+    """The fields someone else changed since the person loaded the form, with their new values."""
     changed = []
-    for name in form.changes():
-        initial = form.initial.get(name)
-        now = getattr(current, name)
-        if str(getattr(initial, "pk", initial)) != str(getattr(now, "pk", now)):
-            changed.append({"field": form.fields[name].label or name.replace("_", " "), "now": now})
+    for name in EDITABLE_FIELDS:
+        started = form.started_from(name)
+        if started is None or _same_value(name, started, form_value(current, name)):
+            continue
+        label = form[name].label
+        shown = {"source": current.source.name, "priority": current.get_priority_display()}.get(name)
+        changed.append({"field": label, "now": shown if shown is not None else getattr(current, name)})
     return changed
+
+
+def _same_value(name, started, now):
+    if name == "value":
+        try:
+            return Decimal(started) == Decimal(now)
+        except InvalidOperation:
+            return False
+    return started.strip() == now.strip()
 
 
 @login_required

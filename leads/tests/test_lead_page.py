@@ -4,7 +4,9 @@ import pytest
 from django.urls import reverse
 
 from leads import services
+from leads.forms import form_value
 from leads.models import Activity, Lead, Stage
+from leads.services import EDITABLE_FIELDS
 from leads.tests.factories import ActivityFactory, LeadFactory
 
 pytestmark = pytest.mark.django_db
@@ -15,20 +17,10 @@ def url(name, lead):
 
 
 def edit_data(lead, **changes):
-    data = {
-        "first_name": lead.first_name,
-        "last_name": lead.last_name,
-        "email": lead.email,
-        "phone": lead.phone,
-        "company": lead.company,
-        "title": lead.title,
-        "source": lead.source_id,
-        "value": lead.value,
-        "priority": lead.priority,
-        "notes": lead.notes,
-        "version": lead.version,
-    }
-    return data | changes
+    """What the edit form posts for `lead` as loaded: each field, and the value it started from."""
+    data = {name: form_value(lead, name) for name in EDITABLE_FIELDS}
+    started = {f"initial-{name}": value for name, value in data.items()}
+    return data | started | {"version": lead.version} | changes
 
 
 def test_lead_page_shows_details_and_timeline_newest_first(sales_client, lead, sales):
@@ -62,14 +54,23 @@ def test_edit_errors_show_inline(sales_client, lead):
     assert Lead.objects.get(pk=lead.pk).email == lead.email
 
 
-def test_stale_edit_is_refused_and_shows_what_changed(sales_client, lead, manager):
+def test_stale_edit_is_refused_and_names_only_what_changed(sales_client, lead, manager):
+    loaded = edit_data(lead, title="CTO")  # the page as the salesperson loaded it, then typed in
     services.update_lead(lead=lead, actor=manager, company="Changed Meanwhile")
-    response = sales_client.post(url("edit", lead), edit_data(lead, title="CTO", version=1))
+    services.move_lead(lead=lead, stage=Stage.objects.get(name="Won"), actor=manager)
+    response = sales_client.post(url("edit", lead), loaded)
     assert response.status_code == 409
-    body = response.content.decode()
-    assert f"changed by {manager}" in body and "Changed Meanwhile" in body
+    assert f"changed by {manager}" in response.content.decode()
+    changes = response.context["conflict"]["changes"]
+    assert changes == [{"field": "Company", "now": "Changed Meanwhile"}]
     lead.refresh_from_db()
     assert lead.title == "" and lead.company == "Changed Meanwhile"
+
+    # Saving again from the conflict page applies the edit to the current version.
+    again = {k: v[0] for k, v in response.context["edit_form"].data.lists()}
+    assert sales_client.post(url("edit", lead), again).status_code == 302
+    lead.refresh_from_db()
+    assert lead.title == "CTO"
 
 
 def test_log_note_call_and_meeting(sales_client, lead, sales):
@@ -159,3 +160,10 @@ def test_lead_page_404_for_unknown_or_deleted(sales_client, lead, manager):
 def test_stage_select_lists_only_live_stages(sales_client, lead):
     Stage.objects.filter(name="No Response").update(archived=True)
     assert "No Response" not in sales_client.get(url("detail", lead)).content.decode()
+
+
+def test_a_read_only_viewer_posting_an_edit_gets_403_not_a_form(sales_client, other_sales):
+    theirs = LeadFactory(owner=other_sales)
+    response = sales_client.post(url("edit", theirs), edit_data(theirs, email="not-an-email"))
+    assert response.status_code == 403
+    assert "Save changes" not in response.content.decode()
