@@ -5,15 +5,19 @@ from django.utils import timezone
 
 
 class DuplicateLead(ValidationError):
-    """A live lead already has this e-mail or phone; `existing` is that lead."""
+    """A live lead already has this e-mail or phone; `existing` is that lead.
 
-    def __init__(self, *, field, existing):
+    `visible` says whether the person acting may see it: if not, the message names no one.
+    """
+
+    def __init__(self, *, field, existing, visible=True):
         self.field = field
         self.existing = existing
+        self.visible = visible
         label = "e-mail" if field == "email" else "phone number"
-        super().__init__(
-            {field: [f"{existing.name} (lead #{existing.pk}) already has this {label}."]},
-        )
+        who = f"{existing.name} (lead #{existing.pk})" if visible else "A lead you cannot see"
+        hint = "" if visible else " Ask a manager to reassign or merge it."
+        super().__init__({field: [f"{who} already has this {label}.{hint}"]})
 
 
 class StaleLead(Exception):

@@ -18,7 +18,7 @@ def apply_service_errors(form, error):
                 )
     else:
         form.add_error(None, error)
-    duplicate = getattr(error, "existing", None)
+    duplicate = getattr(error, "existing", None) if getattr(error, "visible", False) else None
     if duplicate is not None:
         form.duplicate = duplicate
 

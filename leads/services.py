@@ -66,7 +66,7 @@ def _check_version(current, expected_version):
         )
 
 
-def _ensure_no_duplicate(*, email, phone, exclude_pk=None):
+def _ensure_no_duplicate(*, email, phone, actor, exclude_pk=None):
     for field, value in (("email", email), ("phone", phone)):
         if not value:
             continue
@@ -75,16 +75,18 @@ def _ensure_no_duplicate(*, email, phone, exclude_pk=None):
             others = others.exclude(pk=exclude_pk)
         existing = others.order_by("pk").first()
         if existing is not None:
-            raise DuplicateLead(field=field, existing=existing)
+            # Name the lead only to someone who may see it ("private" sharing hides others').
+            visible = actor is not None and policies.can_view(actor, existing)
+            raise DuplicateLead(field=field, existing=existing, visible=visible)
 
 
-def _save_guarding_duplicates(lead, **save_kwargs):
+def _save_guarding_duplicates(lead, actor, **save_kwargs):
     """Save; if a concurrent writer took the e-mail or phone first, say which lead has it."""
     try:
         with transaction.atomic():
             lead.save(**save_kwargs)
     except IntegrityError:
-        _ensure_no_duplicate(email=lead.email, phone=lead.phone, exclude_pk=lead.pk)
+        _ensure_no_duplicate(email=lead.email, phone=lead.phone, actor=actor, exclude_pk=lead.pk)
         raise
 
 
@@ -250,8 +252,8 @@ def create_lead(
     _validate_lead(lead, errors)
 
     with transaction.atomic():
-        _ensure_no_duplicate(email=lead.email, phone=lead.phone)
-        _save_guarding_duplicates(lead)
+        _ensure_no_duplicate(email=lead.email, phone=lead.phone, actor=actor)
+        _save_guarding_duplicates(lead, actor)
         _record(
             lead=lead,
             actor=actor,
@@ -292,9 +294,9 @@ def update_lead(*, lead, actor, expected_version=None, **changes):
         }
         if not diff:
             return current
-        _ensure_no_duplicate(email=current.email, phone=current.phone, exclude_pk=current.pk)
+        _ensure_no_duplicate(email=current.email, phone=current.phone, actor=actor, exclude_pk=current.pk)
         current.version = F("version") + 1
-        _save_guarding_duplicates(current, update_fields=[*diff, "version", "updated_at"])
+        _save_guarding_duplicates(current, actor, update_fields=[*diff, "version", "updated_at"])
         current.refresh_from_db(fields=["version", "updated_at"])
         _record(lead=current, actor=actor, kind=Activity.Kind.UPDATED, data={"changes": diff})
         announce("lead.updated", lead=current, actor=actor, fields=sorted(diff))
@@ -429,7 +431,7 @@ def restore_lead(*, lead, actor):
             raise PermissionDenied("Only managers and admins can restore leads.")
         if not current.is_deleted:
             raise ValidationError({"lead": ["This lead is not deleted."]})
-        _ensure_no_duplicate(email=current.email, phone=current.phone, exclude_pk=current.pk)
+        _ensure_no_duplicate(email=current.email, phone=current.phone, actor=actor, exclude_pk=current.pk)
         current.deleted_at = None
         _bump(current, "deleted_at")
         _record(lead=current, actor=actor, kind=Activity.Kind.RESTORED)

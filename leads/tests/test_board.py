@@ -298,3 +298,16 @@ def test_a_cards_stage_menu_starts_at_the_next_stage(sales_client, sales):
 
     assert selected_option(in_reached_out) == "No Response"
     assert selected_option(in_lost) == "Won"  # the last column suggests the one before it
+
+
+def test_a_duplicate_the_user_cannot_see_is_not_named(sales_client, other_sales, settings):
+    settings.LEAD_SHARING = "private"
+    hidden = LeadFactory(owner=other_sales, email="taken@prospect.example")
+    response = sales_client.post(
+        reverse("leads:quick_add"),
+        {"name": "Copy Cat", "email": "taken@prospect.example", "source": hidden.source_id},
+    )
+    body = response.content.decode()
+    assert response.status_code == 400
+    assert "A lead you cannot see already has this e-mail." in body
+    assert hidden.name not in body and f"/leads/{hidden.pk}/" not in body
