@@ -50,10 +50,19 @@ class OwnerChoiceField(forms.ChoiceField):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        users = get_user_model().objects.filter(is_active=True)
-        self.choices = [("", "Anyone"), ("me", "Me"), ("unassigned", "Unassigned")] + [
-            (str(u.pk), str(u)) for u in users
-        ]
+        # A callable, so the users are read only when a page renders the menu, never by the API;
+        # remembered, because a render asks for the choices more than once.
+        self._menu_choices = None
+        self.choices = self._menu
+
+    def _menu(self):
+        if self._menu_choices is None:
+            users = (
+                get_user_model().objects.filter(is_active=True).order_by("first_name", "last_name", "email")
+            )
+            fixed = [("", "Anyone"), ("me", "Me"), ("unassigned", "Unassigned")]
+            self._menu_choices = fixed + [(str(u.pk), str(u)) for u in users]
+        return self._menu_choices
 
     def valid_value(self, value):
         return True  # checked in clean(), against the database rather than the rendered list

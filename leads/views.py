@@ -73,9 +73,13 @@ def _render_board(request, *, quick_add, status=200):
         filter_data or None, queryset=selectors.visible_leads(request.user), request=request
     )
     leads = filterset.qs
+    if filterset.errors:
+        # An unfiltered board under a filter error reads as filtered results; show none instead.
+        leads = leads.none()
     stages = selectors.board_stages()
     chosen_stage = filterset.active_filters().get("stage")
     shown = [s for s in stages if chosen_stage is None or s.pk == chosen_stage.pk]
+    archived_stage = chosen_stage if chosen_stage is not None and chosen_stage.archived else None
     columns = selectors.board_columns(leads=leads, stages=shown, column_pages=_column_pages(request.GET))
     for column in columns:
         _prepare_cards(request.user, column.leads, stages)
@@ -91,6 +95,7 @@ def _render_board(request, *, quick_add, status=200):
             "is_filtered": bool(filter_data),
             "quick_add": quick_add,
             "board_url": request.get_full_path(),
+            "archived_stage": archived_stage,
         },
         status=status,
     )

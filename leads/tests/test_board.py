@@ -311,3 +311,24 @@ def test_a_duplicate_the_user_cannot_see_is_not_named(sales_client, other_sales,
     assert response.status_code == 400
     assert "A lead you cannot see already has this e-mail." in body
     assert hidden.name not in body and f"/leads/{hidden.pk}/" not in body
+
+
+def test_an_invalid_filter_shows_no_cards_rather_than_all(sales_client, lead):
+    response = sales_client.get(BOARD, {"stage": "nope"})
+    assert response.status_code == 200
+    assert "No leads are shown until the filter is fixed." in response.content.decode()
+    assert all(not column.leads and column.count == 0 for column in response.context["columns"])
+
+
+def test_filtering_by_an_archived_stage_says_so(manager_client, manager):
+    LeadFactory(owner=manager, stage=stage("No Response"))
+    Stage.objects.filter(name="No Response").update(archived=True)
+    body = manager_client.get(BOARD, {"stage": "No Response"}).content.decode()
+    assert "The stage No Response is archived" in body
+    assert "There are no stages yet" not in body
+
+
+def test_the_owner_menu_lists_users_added_since_the_last_page(sales_client):
+    assert "Newly Hired" not in sales_client.get(BOARD).content.decode()
+    UserFactory(first_name="Newly", last_name="Hired")
+    assert "Newly Hired" in sales_client.get(BOARD).content.decode()
