@@ -223,16 +223,17 @@ def _render_detail(request, lead, *, status=200, **forms):
     user = request.user
     can_edit = policies.can_edit(user, lead)
     timeline = Paginator(selectors.lead_timeline(lead), TIMELINE_PAGE_SIZE).get_page(request.GET.get("page"))
+    stages = selectors.board_stages()
+    _prepare_cards(user, [lead], stages)  # the move menu starts at the next stage, as on the board
     context = {
         "lead": lead,
+        "stages": stages,
         "timeline": timeline,
         "can_edit": can_edit,
         "can_reassign": policies.can_reassign(user, lead),
         "can_claim": policies.can_claim(user, lead),
         "can_delete": policies.can_delete(user, lead),
         "edit_form": forms.get("edit_form") or (LeadEditForm(lead=lead) if can_edit else None),
-        "move_form": forms.get("move_form")
-        or MoveForm(initial={"stage": lead.stage_id, "version": lead.version}),
         "reassign_form": forms.get("reassign_form")
         or ReassignForm(initial={"owner": lead.owner_id, "version": lead.version}),
         "activity_form": forms.get("activity_form") or ActivityForm(initial={"kind": Activity.Kind.NOTE}),

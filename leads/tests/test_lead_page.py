@@ -167,3 +167,11 @@ def test_a_read_only_viewer_posting_an_edit_gets_403_not_a_form(sales_client, ot
     response = sales_client.post(url("edit", theirs), edit_data(theirs, email="not-an-email"))
     assert response.status_code == 403
     assert "Save changes" not in response.content.decode()
+
+
+def test_the_move_menu_suggests_the_next_stage_and_omits_the_current_one(sales_client, lead):
+    body = sales_client.get(url("detail", lead)).content.decode()
+    menu = body[body.index('id="id_move_stage"') :]
+    menu = menu[: menu.index("</select>")]
+    assert ">New Lead<" not in menu  # where the lead already is
+    assert "selected>Reached Out<" in menu
