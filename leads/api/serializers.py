@@ -216,6 +216,12 @@ class MoveInputSerializer(serializers.Serializer):
     )
 
 
+class ClaimInputSerializer(serializers.Serializer):
+    version = serializers.IntegerField(
+        required=False, min_value=1, help_text="The version you saw; 409 if stale."
+    )
+
+
 class OwnerInputSerializer(serializers.Serializer):
     owner = UserIdField(help_text="User id (number or string), or null for unassigned.")
     version = serializers.IntegerField(required=False, min_value=1)

@@ -13,6 +13,7 @@ from leads.api.pagination import ActivityPagination, LeadPagination
 from leads.api.serializers import (
     ActivityInputSerializer,
     ActivitySerializer,
+    ClaimInputSerializer,
     ErrorSerializer,
     LeadInputSerializer,
     LeadSerializer,
@@ -172,6 +173,22 @@ class LeadViewSet(IdempotentPostMixin, viewsets.GenericViewSet):
             owner=data.validated_data["owner"],
             actor=request.user,
             expected_version=data.validated_data.get("version"),
+        )
+        return Response(LeadSerializer(lead).data)
+
+    @extend_schema(
+        summary="Claim an unassigned lead: it becomes yours",
+        request=ClaimInputSerializer,
+        parameters=[IDEMPOTENCY_PARAMETER],
+        responses={200: LeadSerializer, **errors(*WITH_BODY, 403, 404, 409, 422, *COMMON)},
+    )
+    @action(detail=True, methods=["post"], url_path="claim")
+    def claim(self, request, pk=None):
+        lead = self.get_object()
+        data = ClaimInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        lead = services.claim_lead(
+            lead=lead, actor=request.user, expected_version=data.validated_data.get("version")
         )
         return Response(LeadSerializer(lead).data)
 

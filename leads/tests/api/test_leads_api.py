@@ -7,6 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.utils import timezone
 
+from leads import services
 from leads.models import Activity, Lead, Source, Stage
 from leads.tests.api.contract import (
     LEAD_KEYS,
@@ -1072,3 +1073,26 @@ def test_one_lead_runs_a_fixed_number_of_queries(django_assert_max_num_queries, 
         response = as_manager.get(f"/api/leads/{many_leads[0].pk}/")
 
     assert response.status_code == 200
+
+
+# --- POST /api/leads/{id}/claim -----------------------------------------------------------------
+
+
+def test_sales_claims_an_unassigned_lead(as_sales, sales):
+    pool = LeadFactory(owner=None)
+    response = as_sales.post(f"/api/leads/{pool.pk}/claim", {"version": pool.version}, format="json")
+    assert response.status_code == 200
+    assert_lead_shape(response.json())
+    assert response.json()["owner"]["id"] == sales.pk and response.json()["version"] == pool.version + 1
+    change = pool.activities.get(kind=Activity.Kind.OWNER_CHANGED)
+    assert change.actor == sales and change.data["claimed"] is True
+
+
+def test_claiming_an_owned_lead_is_a_400_and_a_stale_claim_a_409(as_sales, other_sales, manager):
+    owned = LeadFactory(owner=other_sales)
+    assert_error(as_sales.post(f"/api/leads/{owned.pk}/claim/", {}, format="json"), 400)
+    pool = LeadFactory(owner=None)
+    services.update_lead(lead=pool, actor=manager, company="Changed")
+    response = as_sales.post(f"/api/leads/{pool.pk}/claim", {"version": 1}, format="json")
+    assert_error(response, 409, code="stale_version", extra=("current",))
+    assert Lead.objects.get(pk=pool.pk).owner is None

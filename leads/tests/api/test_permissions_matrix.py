@@ -44,6 +44,9 @@ MATRIX = {
     ("DELETE", "lead-detail"):     (401,       403,    S(404, 403, 403),  204,     204),
     ("PATCH",  "lead-stage"):      (401,       200,    S(404, 403, 200),  200,     200),
     ("PATCH",  "lead-owner"):      (401,       403,    S(404, 403, 403),  200,     200),
+    # Claiming takes an unassigned lead (see POOL below); this lead has an owner, so a caller
+    # who can see it is told so (400), and one who cannot gets the usual 404.
+    ("POST",   "lead-claim"):      (401,       400,    S(404, 400, 400),  400,     400),
     ("GET",    "lead-activities"): (401,       200,    S(404, 200, 200),  200,     200),
     ("POST",   "lead-activities"): (401,       201,    S(404, 403, 201),  201,     201),
     ("GET",    "stage-list"):      (401,       200,    200,               200,     200),
@@ -184,6 +187,7 @@ def request_for(method, name, world, caller):
         "lead-detail": [lead.pk],
         "lead-stage": [lead.pk],
         "lead-owner": [lead.pk],
+        "lead-claim": [lead.pk],
         "lead-activities": [lead.pk],
         "stage-detail": [world.stage.pk],
         "source-detail": [world.source.pk],
@@ -196,6 +200,7 @@ def request_for(method, name, world, caller):
         ("PATCH", "lead-detail"): {"company": "Renamed Co"},
         ("PATCH", "lead-stage"): {"stage": "In Progress"},
         ("PATCH", "lead-owner"): {"owner": str(world.other_sales.pk)},
+        ("POST", "lead-claim"): {},
         ("POST", "lead-activities"): {"kind": "note", "body": "Matrix note"},
         ("POST", "stage-list"): {"name": "Matrix Added", "position": 950, "kind": "open"},
         ("PUT", "stage-detail"): {
@@ -328,6 +333,7 @@ POOL = {
     ("PATCH", "lead-detail"):     S(403, 403, 200),
     ("PATCH", "lead-stage"):      S(403, 403, 200),
     ("PATCH", "lead-owner"):      S(403, 403, 403),
+    ("POST",  "lead-claim"):      S(200, 200, 200),
     ("POST",  "lead-activities"): S(403, 403, 201),
 }
 # fmt: on
@@ -349,6 +355,10 @@ def test_unassigned_lead_for_other_sales(method, name, sharing, world, settings)
     if expected >= 400:
         assert_error(response, expected)
         assert snapshot() == before
+    elif (method, name) == ("POST", "lead-claim"):
+        claimed = Lead.objects.get(pk=world.lead.pk)
+        assert claimed.owner == world.other_sales
+        assert _new_activity(world, Activity.Kind.OWNER_CHANGED, world.other_sales).data["claimed"] is True
 
 
 @pytest.mark.parametrize("role", ROLES)
