@@ -16,7 +16,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 
-from leads import services
+from leads import selectors, services
 from leads.exceptions import DuplicateLead, StaleLead
 from leads.filters import MAX_QUERY_LENGTH, search_leads
 from leads.models import Activity, Lead, Source, Stage
@@ -310,7 +310,7 @@ class ReassignOwnerForm(forms.Form):
         super().__init__(*args, **kwargs)
         # Autocomplete, as on the lead form: a select of every user does not scale.
         self.fields["owner"] = forms.ModelChoiceField(
-            queryset=get_user_model().objects.filter(is_active=True),
+            queryset=selectors.assignable_owners(),
             required=False,
             widget=AutocompleteSelect(Lead._meta.get_field("owner"), admin_site),
             help_text="Type a name or an e-mail address.",
@@ -448,9 +448,9 @@ class LeadAdmin(ServiceAdmin):
             initial.setdefault("stage", services.default_stage().pk)
         except ValidationError:
             pass  # no open stage yet: the form asks for one
-        manual = Source.objects.filter(name=services.DEFAULT_SOURCE_NAME).first()
+        manual = selectors.default_source_id()
         if manual is not None:
-            initial.setdefault("source", manual.pk)
+            initial.setdefault("source", manual)
         return initial
 
     def has_change_permission(self, request, obj=None):

@@ -11,6 +11,7 @@ from django.db.models import Q
 from django_filters.constants import EMPTY_VALUES
 from drf_spectacular.utils import extend_schema_field
 
+from leads import selectors
 from leads.models import Lead, Source, Stage
 from leads.normalization import phone_digits
 
@@ -57,9 +58,7 @@ class OwnerChoiceField(forms.ChoiceField):
 
     def _menu(self):
         if self._menu_choices is None:
-            users = (
-                get_user_model().objects.filter(is_active=True).order_by("first_name", "last_name", "email")
-            )
+            users = selectors.assignable_owners()
             fixed = [("", "Anyone"), ("me", "Me"), ("unassigned", "Unassigned")]
             self._menu_choices = fixed + [(str(u.pk), str(u)) for u in users]
         return self._menu_choices

@@ -41,11 +41,9 @@ class QuickAddForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        sources = selectors.active_sources()
-        self.fields["source"].queryset = sources
-        manual = next((s for s in sources if s.name == "Manual"), None)
-        if manual is not None:
-            self.fields["source"].initial = manual.pk
+        self.fields["source"].queryset = selectors.active_sources()
+        # A callable: read when the form renders, not when a submitted form is validated.
+        self.fields["source"].initial = selectors.default_source_id
 
 
 class LeadEditForm(forms.Form):

@@ -9,6 +9,7 @@ from django.http import Http404
 
 from leads.models import Lead, Source, Stage
 from leads.policies import visible_leads_q
+from leads.services import DEFAULT_SOURCE_NAME
 
 
 def visible_leads(user):
@@ -39,6 +40,11 @@ def active_sources():
 def assignable_owners():
     """Users who may own leads: every active person."""
     return get_user_model().objects.filter(is_active=True).order_by("first_name", "last_name", "email")
+
+
+def default_source_id():
+    """The source forms offer first ("Manual"), or None when it is gone."""
+    return Source.objects.filter(name=DEFAULT_SOURCE_NAME).values_list("pk", flat=True).first()
 
 
 @dataclass
