@@ -19,6 +19,8 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[:
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
+    # daphne first: its runserver serves HTTP and WebSockets in development.
+    "daphne",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -29,6 +31,8 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_filters",
     "django_tasks",
+    "django_tasks_db",
+    "channels",
     "rest_framework",
     "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
@@ -66,6 +70,7 @@ TEMPLATES = [
 ]
 
 WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
 
 # SQLite in the checkout unless DATABASE_URL names a real server.
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
@@ -94,6 +99,12 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Attachments live in MEDIA_ROOT unless STORAGE_URL names an S3-compatible bucket:
+# s3://bucket?endpoint_url=https://host&region_name=eu-west-1 (keys from AWS_ACCESS_KEY_ID and
+# AWS_SECRET_ACCESS_KEY). Either way files are never served at a public URL: downloads go
+# through a view that checks the user may see the lead.
+STORAGE_URL = env.str("STORAGE_URL", default="")
+MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "media")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -102,19 +113,51 @@ STORAGES = {
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
-MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "media")
+if STORAGE_URL:
+    from urllib.parse import parse_qsl, urlsplit
+
+    _storage = urlsplit(STORAGE_URL)
+    if _storage.scheme != "s3" or not _storage.netloc:
+        raise environ.ImproperlyConfigured("STORAGE_URL must look like s3://bucket?endpoint_url=...")
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": _storage.netloc,
+            "location": _storage.path.strip("/"),
+            "default_acl": "private",
+            "querystring_auth": True,
+            "file_overwrite": False,
+            **dict(parse_qsl(_storage.query)),
+        },
+    }
 MEDIA_URL = "media/"
 
 # Console e-mail unless EMAIL_URL names an SMTP server: smtp+tls://user:pass@host:587 (STARTTLS),
 # smtp+ssl://user:pass@host:465 (implicit TLS) or smtp://host:25 (plain).
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Leadboard <leadboard@localhost>")
+# Links in e-mails and background jobs point here (no request to take the host from).
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# Failed e-mails are retried this many times, waiting EMAIL_RETRY_BASE_SECONDS * 4**attempt between.
+EMAIL_MAX_ATTEMPTS = env.int("EMAIL_MAX_ATTEMPTS", default=5)
+EMAIL_RETRY_BASE_SECONDS = env.int("EMAIL_RETRY_BASE_SECONDS", default=60)
+# How long an invitation link stays valid (Django's password-reset token machinery).
+PASSWORD_RESET_TIMEOUT = env.int("INVITE_TIMEOUT_SECONDS", default=3 * 24 * 3600)
 
-# Background jobs run in-process by default; production points this at django-tasks-db.
+# Background jobs run in-process by default; production sets
+# TASKS_BACKEND=django_tasks_db.DatabaseBackend and runs `manage.py db_worker`.
 TASKS = {
     "default": {
         "BACKEND": env.str("TASKS_BACKEND", default="django_tasks.backends.immediate.ImmediateBackend")
     }
+}
+
+# Live board: an in-memory channel layer (one process) unless REDIS_URL names a Redis server.
+REDIS_URL = env.str("REDIS_URL", default="")
+CHANNEL_LAYERS = {
+    "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+    if REDIS_URL
+    else {"BACKEND": "channels.layers.InMemoryChannelLayer"}
 }
 
 # Who may see and edit leads they do not own: "private", "read" (default) or "write".
@@ -124,6 +167,12 @@ if LEAD_SHARING not in {"private", "read", "write"}:
 # Phone numbers typed without a +country prefix are read in this region.
 PHONE_DEFAULT_REGION = env.str("PHONE_DEFAULT_REGION", default="US")
 BOARD_COLUMN_PAGE_SIZE = env.int("BOARD_COLUMN_PAGE_SIZE", default=25)
+# A lead in an open stage with no activity for this many days is marked stale on the board.
+STALE_LEAD_DAYS = env.int("STALE_LEAD_DAYS", default=7)
+# send_reminders e-mails a reminder this many minutes before a follow-up is due.
+REMINDER_MINUTES_BEFORE = env.int("REMINDER_MINUTES_BEFORE", default=15)
+# The public capture form: submissions per IP (same syntax as the API throttle rates).
+PUBLIC_FORM_RATE = env.str("PUBLIC_FORM_RATE", default="10/hour")
 
 # --- REST API --------------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -873,3 +873,9 @@ class ActivityAdmin(admin.ModelAdmin):
     @admin.display(description="what happened")
     def summary(self, activity):
         return describe_activity(activity)
+
+
+# [admin: assignment rule]
+# [admin: merge action]
+# [admin: outgoing e-mail]
+# [admin: follow-ups]

@@ -1,4 +1,6 @@
-"""The pipeline's data: stages, sources, leads and their append-only activity timeline."""
+"""The pipeline's data: stages, sources, leads, their append-only timeline, files, follow-ups and notices."""
+
+import uuid
 
 from django.conf import settings
 from django.db import models
@@ -89,6 +91,10 @@ class Lead(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     version = models.PositiveIntegerField(default=1)
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # Set when a merge soft-deleted this lead: the lead that now holds its history.
+    merged_into = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="merged_leads"
+    )
 
     objects = LeadQuerySet.as_manager()
 
@@ -167,6 +173,14 @@ class Activity(models.Model):
         RESTORED = "restored", "Restored"
         IMPORTED = "imported", "Imported"
         FOLLOW_UP_DONE = "follow_up_done", "Follow-up done"
+        FOLLOW_UP_SCHEDULED = "follow_up_scheduled", "Follow-up scheduled"
+        FOLLOW_UP_CANCELLED = "follow_up_cancelled", "Follow-up cancelled"
+        CAPTURED = "captured", "Captured from the web form"
+        SUBMITTED_AGAIN = "submitted_again", "Submitted again"
+        ATTACHMENT_ADDED = "attachment_added", "File attached"
+        ATTACHMENT_DELETED = "attachment_deleted", "File deleted"
+        MERGED = "merged", "Merged"
+        MERGE_UNDONE = "merge_undone", "Merge undone"
 
     # What a person may log by hand; the rest are written by the services themselves.
     LOGGABLE_KINDS = (Kind.NOTE, Kind.CALL, Kind.MEETING)
@@ -228,3 +242,226 @@ class IdempotencyKey(models.Model):
 
     def __str__(self):
         return self.key
+
+
+class AssignmentRule(models.Model):
+    """How new leads from the capture form get an owner: one row, edited by managers in admin."""
+
+    class Rule(models.TextChoices):
+        ROUND_ROBIN = "round_robin", "Round robin among the chosen salespeople"
+        UNASSIGNED = "unassigned", "Leave unassigned (the pool)"
+
+    rule = models.CharField(max_length=16, choices=Rule.choices, default=Rule.ROUND_ROBIN)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="+",
+        help_text="Active salespeople who take new leads in turn. Inactive users are skipped.",
+    )
+    # Whom the rotation gave the last lead to; the next goes to the member after them.
+    last_assigned = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = "assignment rule"
+
+    def __str__(self):
+        return self.get_rule_display()
+
+
+def attachment_upload_to(instance, filename):
+    # A random path, so no file name can be guessed or collide; the original name is kept apart.
+    return f"attachments/{timezone.now():%Y/%m}/{uuid.uuid4().hex}"
+
+
+class AttachmentQuerySet(models.QuerySet):
+    def live(self):
+        return self.filter(deleted_at__isnull=True)
+
+
+class Attachment(models.Model):
+    """A file on a lead (resume/CV, image, document), downloaded only through a checked view."""
+
+    lead = models.ForeignKey(Lead, on_delete=models.PROTECT, related_name="attachments")
+    file = models.FileField(upload_to=attachment_upload_to, max_length=255)
+    # The sanitised name the uploader gave; used for the download's Content-Disposition.
+    filename = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=100)
+    size = models.PositiveBigIntegerField()
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    uploaded_at = models.DateTimeField(default=timezone.now)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    deleted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    objects = AttachmentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-uploaded_at", "-id"]
+        indexes = [models.Index(fields=["lead", "-uploaded_at"], name="attachment_by_lead")]
+
+    def __str__(self):
+        return self.filename
+
+
+class LeadMerge(models.Model):
+    """One lead merged into another: what moved and what was replaced, so it can be undone."""
+
+    survivor = models.ForeignKey(Lead, on_delete=models.PROTECT, related_name="merges_in")
+    merged = models.ForeignKey(Lead, on_delete=models.PROTECT, related_name="merges_out")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    # {"field": {"from": survivor's old value, "to": value kept}} for fields taken from the merged lead.
+    replaced = models.JSONField(default=dict, blank=True)
+    # Primary keys moved from the merged lead to the survivor: {"attachments": [...], "follow_ups": [...]}.
+    moved = models.JSONField(default=dict, blank=True)
+    undone_at = models.DateTimeField(null=True, blank=True)
+    undone_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.merged_id} into {self.survivor_id}"
+
+
+class FollowUp(models.Model):
+    """A call, meeting, e-mail or to-do scheduled on a lead for someone."""
+
+    class Kind(models.TextChoices):
+        CALL = "call", "Call"
+        MEETING = "meeting", "Meeting"
+        EMAIL = "email", "E-mail"
+        TODO = "todo", "To-do"
+
+    class Outcome(models.TextChoices):
+        INTERESTED = "interested", "Interested"
+        NOT_INTERESTED = "not_interested", "Not interested"
+        NO_ANSWER = "no_answer", "No answer"
+        CALL_BACK = "call_back", "Call back"
+        FOLLOW_UP_NEEDED = "follow_up_needed", "Follow-up needed"
+        OTHER = "other", "Other"
+
+    lead = models.ForeignKey(Lead, on_delete=models.PROTECT, related_name="follow_ups")
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.CALL)
+    title = models.CharField(max_length=200)
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="follow_ups"
+    )
+    due_at = models.DateTimeField()
+    done_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=20, choices=Outcome.choices, blank=True)
+    notes = models.TextField(blank=True)
+    duration_minutes = models.PositiveIntegerField(null=True, blank=True)
+    # A client's key for safe retries: creating twice with one key returns the first follow-up.
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True, unique=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+    # Set once by send_reminders when it claims the before-due reminder, so it is sent once.
+    reminder_sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["due_at", "id"]
+        indexes = [
+            models.Index(
+                fields=["assigned_to", "due_at"],
+                condition=Q(done_at__isnull=True, cancelled_at__isnull=True),
+                name="follow_up_open_by_user",
+            ),
+            models.Index(
+                fields=["lead", "due_at"],
+                condition=Q(done_at__isnull=True, cancelled_at__isnull=True),
+                name="follow_up_open_by_lead",
+            ),
+        ]
+
+    def __str__(self):
+        return self.title
+
+    @property
+    def is_open(self):
+        return self.done_at is None and self.cancelled_at is None
+
+
+class Notification(models.Model):
+    """An in-app notice for one user (the bell in the header)."""
+
+    class Kind(models.TextChoices):
+        LEAD_ASSIGNED = "lead_assigned", "Lead assigned to you"
+        LEAD_CAPTURED = "lead_captured", "New captured lead"
+        LEAD_RESUBMITTED = "lead_resubmitted", "Lead submitted again"
+        FOLLOW_UP_DUE = "follow_up_due", "Follow-up due"
+        ACTIVITY_LOGGED = "activity_logged", "Activity on your lead"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    lead = models.ForeignKey(Lead, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    message = models.CharField(max_length=300)
+    url = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    read_at = models.DateTimeField(null=True, blank=True)
+    # One notice per event and user, however often the event is delivered.
+    dedupe_key = models.CharField(max_length=120)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "dedupe_key"], name="notification_once_per_event")
+        ]
+        indexes = [
+            models.Index(fields=["user", "-created_at"], name="notification_inbox"),
+            models.Index(fields=["user"], condition=Q(read_at__isnull=True), name="notification_unread"),
+        ]
+
+    def __str__(self):
+        return self.message
+
+
+class OutgoingEmail(models.Model):
+    """An e-mail to send, written once per event and recipient; the send job marks it sent.
+
+    The unique key makes each message at-most-once however often its event is delivered
+    or a job is retried; attempts and the last error make failures visible in admin.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    key = models.CharField(max_length=160, unique=True)
+    to = models.EmailField(max_length=254)
+    subject = models.CharField(max_length=300)
+    body_text = models.TextField()
+    body_html = models.TextField(blank=True)
+    lead = models.ForeignKey(Lead, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(status__in=["pending", "sending"]),
+                name="outgoing_email_due",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.subject} to {self.to}"

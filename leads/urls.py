@@ -16,4 +16,10 @@ urlpatterns = [
     path("leads/<int:pk>/reassign/", views.reassign, name="reassign"),
     path("leads/<int:pk>/claim/", views.claim, name="claim"),
     path("leads/<int:pk>/delete/", views.delete, name="delete"),
+    # [urls: capture form]
+    # [urls: attachments]
+    # [urls: merge]
+    # [urls: follow-ups]
+    # [urls: notifications]
+    # [urls: live board]
 ]

@@ -36,5 +36,8 @@ urlpatterns = [
     path("auth/me/", MeView.as_view(), name="me"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    # [api urls: public capture]
+    # [api urls: attachments]
+    # [api urls: follow-ups]
     path("", include(router.urls)),
 ]

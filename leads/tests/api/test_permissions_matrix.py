@@ -76,6 +76,9 @@ MATRIX = {
     # DRF's router adds a browsable index of the API at /api/. It is a real endpoint (so it is
     # here), but drf-spectacular leaves it out of the OpenAPI schema.
     ("GET",    "api-root"):        (401,       200,    200,               200,     200),
+    # [matrix: public capture]
+    # [matrix: attachments]
+    # [matrix: follow-ups]
 }
 # fmt: on
 
