@@ -6,6 +6,18 @@ from accounts.roles import Role
 from leads.tests.factories import LeadFactory, UserFactory
 
 
+def pytest_collection_modifyitems(items):
+    # A transactional test without serialized_rollback flushes the database and lets post_migrate
+    # recreate the role groups with new ids; the next serialized_rollback test then fails to
+    # restore them (UNIQUE auth_group.name). So every transactional test restores what it wiped.
+    for item in items:
+        marker = item.get_closest_marker("django_db")
+        if marker and marker.kwargs.get("transaction") and not marker.kwargs.get("serialized_rollback"):
+            raise pytest.UsageError(
+                f"{item.nodeid}: use @pytest.mark.django_db(transaction=True, serialized_rollback=True)"
+            )
+
+
 @pytest.fixture(autouse=True)
 def _test_settings(settings, tmp_path):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

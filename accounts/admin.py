@@ -1,9 +1,15 @@
-"""User admin: e-mail logins and roles; managers run their team but cannot create or touch admins."""
+"""User admin: e-mail logins and roles; managers run their team but cannot create or touch admins.
 
-from django.contrib import admin
+Adding a user sends an invitation (accounts.services.invite_user) unless a password is typed
+in; deactivating and reactivating are actions, so they pass the same checks as the users page.
+"""
+
+from django.contrib import admin, messages
 from django.contrib.auth import admin as auth_admin
 from django.contrib.auth import forms as auth_forms
+from django.core.exceptions import PermissionDenied, ValidationError
 
+from accounts import services
 from accounts.models import User
 from accounts.roles import Role
 
@@ -22,9 +28,26 @@ class EmailCleaningMixin:
 
 
 class UserCreationForm(EmailCleaningMixin, auth_forms.BaseUserCreationForm):
+    """E-mail, name and role; the password is optional: without one the person is invited by e-mail."""
+
     class Meta:
         model = User
         fields = ("email", "first_name", "last_name", "role")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in ("password1", "password2"):
+            self.fields[name].required = False
+        self.fields["password1"].help_text = (
+            "Leave both password fields empty to e-mail an invitation: the person chooses their own "
+            "password through its link. " + self.fields["password1"].help_text
+        )
+
+    def clean(self):
+        cleaned = super().clean()
+        if bool(cleaned.get("password1")) != bool(cleaned.get("password2")):
+            self.add_error("password2", "Type the password twice, or leave both empty to send an invitation.")
+        return cleaned
 
 
 class UserChangeForm(EmailCleaningMixin, auth_forms.UserChangeForm):
@@ -54,7 +77,9 @@ class UserAdmin(auth_admin.UserAdmin):
             },
         ),
     )
-    readonly_fields = ("last_login", "date_joined")
+    # Deactivating goes through the actions (the services refuse deactivating yourself).
+    readonly_fields = ("last_login", "date_joined", "is_active")
+    actions = ("send_invitation", "deactivate", "reactivate")
     list_display = ("email", "first_name", "last_name", "role", "is_active", "last_login")
     list_filter = ("role", "is_active")
     # Also what the lead form's owner autocomplete searches.
@@ -86,3 +111,53 @@ class UserAdmin(auth_admin.UserAdmin):
             # Autocomplete picks owners; a deactivated user cannot own leads.
             queryset = queryset.filter(is_active=True)
         return queryset, may_have_duplicates
+
+    # Adding: the services create the user (and send the invitation) ----------------------------
+
+    def save_form(self, request, form, change):
+        if change:
+            return super().save_form(request, form, change)
+        fields = {name: form.cleaned_data[name] for name in ("email", "first_name", "last_name", "role")}
+        password = form.cleaned_data.get("password1")
+        if password:
+            return services.create_user_with_password(actor=request.user, password=password, **fields)
+        invited = services.invite_user(actor=request.user, **fields)
+        messages.info(request, f"Sent {invited} an invitation to choose a password.")
+        return invited
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change):
+        # A new user has no related rows yet: the service saved everything.
+        if change:
+            super().save_related(request, form, formsets, change)
+
+    # Actions ------------------------------------------------------------------------------------
+
+    @admin.action(description="Send the invitation again", permissions=["change"])
+    def send_invitation(self, request, queryset):
+        self._apply(request, queryset, services.resend_invite, "Sent a new invitation to")
+
+    @admin.action(description="Deactivate (their leads stay theirs until reassigned)", permissions=["change"])
+    def deactivate(self, request, queryset):
+        self._apply(request, queryset, services.deactivate_user, "Deactivated")
+
+    @admin.action(description="Reactivate", permissions=["change"])
+    def reactivate(self, request, queryset):
+        self._apply(request, queryset, services.reactivate_user, "Reactivated")
+
+    def _apply(self, request, queryset, change, done):
+        """Each user through the service; a refusal skips that user and says why."""
+        changed = []
+        for person in queryset:
+            try:
+                change(actor=request.user, user=person)
+            except (ValidationError, PermissionDenied) as exc:
+                reason = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+                self.message_user(request, f"{person}: {reason}", messages.WARNING)
+            else:
+                changed.append(str(person))
+        if changed:
+            self.message_user(request, f"{done} {', '.join(changed)}.", messages.SUCCESS)

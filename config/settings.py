@@ -64,6 +64,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "leads.context_processors.notifications",
             ],
         },
     },
@@ -131,11 +132,16 @@ if STORAGE_URL:
         },
     }
 MEDIA_URL = "media/"
+# The largest file a lead may carry (bytes); 10 MB fits CVs and photos, not videos.
+ATTACHMENT_MAX_BYTES = env.int("ATTACHMENT_MAX_BYTES", default=10 * 1024 * 1024)
 
 # Console e-mail unless EMAIL_URL names an SMTP server: smtp+tls://user:pass@host:587 (STARTTLS),
 # smtp+ssl://user:pass@host:465 (implicit TLS) or smtp://host:25 (plain).
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Leadboard <leadboard@localhost>")
+# Seconds an SMTP connect or reply may take. The in-process job backend sends inside the request
+# that queued the message, so a hanging mail server may hold a page this long, never longer.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 # Links in e-mails and background jobs point here (no request to take the host from).
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 # Failed e-mails are retried this many times, waiting EMAIL_RETRY_BASE_SECONDS * 4**attempt between.
@@ -152,10 +158,18 @@ TASKS = {
     }
 }
 
+# Rate limits (API throttles, the capture form) count in this cache. Per process by default;
+# CACHE_URL=redis://127.0.0.1:6379/1 shares the counts between processes and machines.
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+
 # Live board: an in-memory channel layer (one process) unless REDIS_URL names a Redis server.
 REDIS_URL = env.str("REDIS_URL", default="")
 CHANNEL_LAYERS = {
-    "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        # Short timeouts: a hung Redis must cost a request a second at most, never hang it.
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_connect_timeout": 1, "socket_timeout": 2}]},
+    }
     if REDIS_URL
     else {"BACKEND": "channels.layers.InMemoryChannelLayer"}
 }
@@ -169,8 +183,12 @@ PHONE_DEFAULT_REGION = env.str("PHONE_DEFAULT_REGION", default="US")
 BOARD_COLUMN_PAGE_SIZE = env.int("BOARD_COLUMN_PAGE_SIZE", default=25)
 # A lead in an open stage with no activity for this many days is marked stale on the board.
 STALE_LEAD_DAYS = env.int("STALE_LEAD_DAYS", default=7)
+# A merge of two leads can be undone for this many days.
+MERGE_UNDO_DAYS = env.int("MERGE_UNDO_DAYS", default=30)
 # send_reminders e-mails a reminder this many minutes before a follow-up is due.
 REMINDER_MINUTES_BEFORE = env.int("REMINDER_MINUTES_BEFORE", default=15)
+# send_reminders e-mails the day's follow-ups digest from this local hour (TIME_ZONE) on.
+REMINDER_DIGEST_HOUR = env.int("REMINDER_DIGEST_HOUR", default=7)
 # The public capture form: submissions per IP (same syntax as the API throttle rates).
 PUBLIC_FORM_RATE = env.str("PUBLIC_FORM_RATE", default="10/hour")
 
@@ -234,6 +252,8 @@ SPECTACULAR_SETTINGS = {
         "ActivityKindEnum": "leads.models.Activity.Kind",
         "LoggableActivityKindEnum": [("note", "Note"), ("call", "Call"), ("meeting", "Meeting")],
         "CallOutcomeEnum": "leads.models.Activity.CallOutcome",
+        "FollowUpKindEnum": "leads.models.FollowUp.Kind",
+        "FollowUpOutcomeEnum": "leads.models.FollowUp.Outcome",
     },
 }
 

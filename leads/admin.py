@@ -8,18 +8,28 @@ from django.contrib.admin.widgets import AutocompleteSelect
 from django.contrib.auth import get_user_model
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.db.models import Count, Q
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 
-from leads import selectors, services
+from leads import policies, selectors, services
 from leads.exceptions import DuplicateLead, StaleLead
 from leads.filters import MAX_QUERY_LENGTH, search_leads
-from leads.models import Activity, Lead, Source, Stage
+from leads.intake import (
+    AssignmentRule,
+    assignment_rule,
+    next_in_turn,
+    rotation_candidates,
+    update_assignment_rule,
+)
+from leads.mail import enqueue_delivery
+from leads.models import Activity, FollowUp, Lead, OutgoingEmail, Source, Stage
 
 # How many leads one bulk action may touch: each is its own service call and transaction,
 # so a larger batch belongs in a background job, not in one admin request.
@@ -875,7 +885,256 @@ class ActivityAdmin(admin.ModelAdmin):
         return describe_activity(activity)
 
 
-# [admin: assignment rule]
-# [admin: merge action]
-# [admin: outgoing e-mail]
-# [admin: follow-ups]
+# --- the assignment rule -------------------------------------------------------------------
+
+
+class AssignmentRuleForm(forms.ModelForm):
+    class Meta:
+        model = AssignmentRule
+        fields = ("rule", "members")
+        widgets = {"members": forms.CheckboxSelectMultiple}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Only people who can take a lead are offered; inactive members are skipped anyway.
+        self.fields["members"].queryset = rotation_candidates()
+        self.fields["members"].label = "Salespeople in the rotation"
+
+
+@admin.register(AssignmentRule)
+class AssignmentRuleAdmin(admin.ModelAdmin):
+    """How leads from the public form get an owner: the one rule, edited in place by managers."""
+
+    form = AssignmentRuleForm
+    fields = ("rule", "members", "turns")
+    readonly_fields = ("turns",)
+
+    def has_module_permission(self, request):
+        return policies.is_manager(request.user)
+
+    def has_view_permission(self, request, obj=None):
+        return policies.is_manager(request.user)
+
+    def has_change_permission(self, request, obj=None):
+        return policies.is_manager(request.user)
+
+    def has_add_permission(self, request):
+        # One rule for the whole team, made on first use (opening it here, or the first capture):
+        # it is edited, never added. (No exists() query here: the admin asks on every page.)
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        """A list of one row is a detour: open the rule itself (the admin index links here)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        rule = assignment_rule()
+        url = reverse(f"{self.admin_site.name}:leads_assignmentrule_change", args=[rule.pk])
+        return HttpResponseRedirect(url)
+
+    @admin.display(description="whose turn")
+    def turns(self, rule):
+        if rule.pk is None:
+            return "—"
+        upcoming = next_in_turn(rule)
+        last = rule.last_assigned or "nobody yet"
+        if rule.rule != AssignmentRule.Rule.ROUND_ROBIN:
+            return f"New leads go to the unassigned pool. Last given out: {last}."
+        if upcoming is None:
+            return f"Nobody active is in the rotation, so new leads go to the unassigned pool. Last: {last}."
+        return f"Last lead went to {last}; the next goes to {upcoming}."
+
+    def save_model(self, request, obj, form, change):
+        saved = update_assignment_rule(
+            actor=request.user, rule=form.cleaned_data["rule"], members=form.cleaned_data["members"]
+        )
+        obj.pk = saved.pk
+
+    def save_related(self, request, form, formsets, change):
+        # update_assignment_rule() already set the members.
+        pass
+
+
+# --- merging duplicates --------------------------------------------------------------------
+
+
+@admin.action(description="Merge two selected leads", permissions=["change"])
+def merge_two_selected_leads(modeladmin, request, queryset):
+    """Open the merge page for exactly two live leads; the older one is offered as the one that stays."""
+    from leads import policies  # here, not at the top: this block is the merge feature's own
+
+    leads = list(queryset.order_by("pk")[:3])
+    if len(leads) != 2:
+        modeladmin.message_user(
+            request, f"Select exactly two leads to merge (you selected {queryset.count()}).", messages.ERROR
+        )
+        return None
+    if any(lead.is_deleted for lead in leads):
+        refusal = "Only live leads can be merged: restore the deleted one first."
+        modeladmin.message_user(request, refusal, messages.ERROR)
+        return None
+    if not policies.can_merge(request.user):
+        modeladmin.message_user(request, "Only managers and admins can merge leads.", messages.ERROR)
+        return None
+    return HttpResponseRedirect(reverse("leads:merge", args=[leads[0].pk, leads[1].pk]))
+
+
+LeadAdmin.actions = (*LeadAdmin.actions, merge_two_selected_leads)
+
+# --- the e-mail outbox ----------------------------------------------------------------------
+
+
+class OutgoingEmailAdmin(admin.ModelAdmin):
+    """The e-mail outbox: what was sent to whom, what is waiting, and why a message failed. Read-only."""
+
+    list_display = ("to", "subject", "status", "attempts", "short_error", "created_at", "sent_at")
+    list_filter = ("status",)
+    search_fields = ("to", "subject", "key")
+    ordering = ("-id",)
+    paginator = CappedCountPaginator
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    fields = (
+        "key", "to", "subject", "status", "attempts", "last_error", "next_attempt_at",
+        "created_at", "sent_at", "lead", "body_text", "body_html",
+    )  # fmt: skip
+    readonly_fields = fields
+    actions = ("retry_now",)
+
+    def has_module_permission(self, request):
+        return policies.can_view_outgoing_email(request.user)
+
+    def has_view_permission(self, request, obj=None):
+        return policies.can_view_outgoing_email(request.user)
+
+    def has_retry_permission(self, request):
+        return policies.can_retry_outgoing_email(request.user)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="last error")
+    def short_error(self, email):
+        return email.last_error[:80] + ("…" if len(email.last_error) > 80 else "")
+
+    @admin.action(description="Retry now (pending and failed ones)", permissions=["retry"])
+    def retry_now(self, request, queryset):
+        retryable = queryset.filter(status__in=[OutgoingEmail.Status.PENDING, OutgoingEmail.Status.FAILED])
+        ids = list(retryable.values_list("pk", flat=True))
+        now = timezone.now()
+        # A failed message starts a fresh round of attempts; a pending one just stops waiting.
+        OutgoingEmail.objects.filter(pk__in=ids, status=OutgoingEmail.Status.FAILED).update(
+            status=OutgoingEmail.Status.PENDING, attempts=0, next_attempt_at=now
+        )
+        OutgoingEmail.objects.filter(pk__in=ids, status=OutgoingEmail.Status.PENDING).update(
+            next_attempt_at=now
+        )
+        for email_id in ids:
+            transaction.on_commit(lambda email_id=email_id: enqueue_delivery(email_id))
+        skipped = queryset.count() - len(ids)
+        noun = "e-mail" if len(ids) == 1 else "e-mails"
+        self.message_user(request, f"Retrying {len(ids)} {noun} now.", messages.SUCCESS)
+        if skipped:
+            self.message_user(
+                request, f"Left {skipped} alone: already sent or being sent right now.", messages.WARNING
+            )
+
+
+admin.site.register(OutgoingEmail, OutgoingEmailAdmin)
+# --- follow-ups ------------------------------------------------------------------------------
+
+
+class FollowUpStatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return [("open", "Open"), ("overdue", "Overdue"), ("done", "Done"), ("cancelled", "Cancelled")]
+
+    def queryset(self, request, queryset):
+        from django.utils import timezone
+
+        open_q = Q(done_at__isnull=True, cancelled_at__isnull=True)
+        match self.value():
+            case "open":
+                return queryset.filter(open_q)
+            case "overdue":
+                return queryset.filter(open_q, due_at__lt=timezone.now())
+            case "done":
+                return queryset.filter(done_at__isnull=False)
+            case "cancelled":
+                return queryset.filter(cancelled_at__isnull=False)
+        return queryset
+
+
+@admin.register(FollowUp)
+class FollowUpAdmin(ServiceAdmin):
+    """Follow-ups across the team. Read-mostly: a change reschedules through leads.follow_ups;
+    new ones are scheduled on the lead page or the API; cancelling is an action, never a delete."""
+
+    list_display = ("title", "lead", "kind", "assigned_to", "due_at", "done_at", "cancelled_at", "outcome")
+    list_select_related = ("lead", "assigned_to")
+    list_filter = (FollowUpStatusFilter, "kind", "outcome", ("assigned_to", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("title", "lead__first_name", "lead__last_name", "lead__email", "lead__company")
+    date_hierarchy = "due_at"
+    ordering = ("-due_at", "-id")
+    show_facets = admin.ShowFacets.NEVER
+    fields = (
+        "lead", "kind", "title", "assigned_to", "due_at", "notes", "done_at", "cancelled_at", "outcome",
+        "duration_minutes", "created_by", "created_at", "idempotency_key",
+    )  # fmt: skip
+    readonly_fields = (
+        "lead", "done_at", "cancelled_at", "outcome", "duration_minutes", "created_by", "created_at",
+        "idempotency_key",
+    )  # fmt: skip
+    actions = ("cancel_selected",)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "assigned_to":
+            kwargs["queryset"] = selectors.assignable_owners()
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def save_model(self, request, obj, form, change):
+        from leads import follow_ups
+
+        changed = {name: form.cleaned_data[name] for name in form.changed_data}
+        if not changed:
+            return
+        try:
+            follow_ups.reschedule_follow_up(follow_up=obj, actor=request.user, **changed)
+        except (ValidationError, PermissionDenied) as exc:
+            raise ServiceRefusal(_field_errors(exc)) from exc
+        obj.refresh_from_db()
+
+    def save_related(self, request, form, formsets, change):
+        pass  # nothing related to save, and the service already saved the row
+
+    @admin.action(description="Cancel the selected follow-ups")
+    def cancel_selected(self, request, queryset):
+        from leads import follow_ups
+
+        done, refused = 0, []
+        for follow_up in queryset.select_related("lead", "assigned_to")[:MAX_LEADS_PER_ACTION]:
+            try:
+                follow_ups.cancel_follow_up(follow_up=follow_up, actor=request.user)
+                done += 1
+            except (ValidationError, PermissionDenied) as exc:
+                refused.append(f"{follow_up}: {' '.join(getattr(exc, 'messages', [str(exc)]))}")
+        if done:
+            self.message_user(request, f"Cancelled {done} follow-up(s).", messages.SUCCESS)
+        for line in refused[:FAILURES_LISTED]:
+            self.message_user(request, line, messages.ERROR)

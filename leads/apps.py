@@ -2,14 +2,23 @@
 
 from django.apps import AppConfig
 
+# Who hears about a change to a lead, each after the change commits (see leads.events).
+LEAD_CHANGE_RECEIVERS = {
+    "leads.emails.send_lead_emails": "leads.emails:send_lead_emails",
+    "leads.notifications.on_lead_changed": "leads.notifications:on_lead_changed",
+    "leads.realtime.broadcast_lead_change": "leads.realtime:broadcast_lead_change",
+}
+
 
 class LeadsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "leads"
 
     def ready(self):
-        # Receivers of leads.events.lead_changed, each run after the change commits.
-        # [receivers: e-mail]
-        # [receivers: in-app notifications]
-        # [receivers: live board]
-        pass
+        from importlib import import_module
+
+        from leads.events import lead_changed
+
+        for dispatch_uid, target in LEAD_CHANGE_RECEIVERS.items():
+            module, function = target.split(":")
+            lead_changed.connect(getattr(import_module(module), function), dispatch_uid=dispatch_uid)

@@ -8,11 +8,12 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db.models import Q
+from django.utils import timezone
 from django_filters.constants import EMPTY_VALUES
 from drf_spectacular.utils import extend_schema_field
 
 from leads import selectors
-from leads.models import Lead, Source, Stage
+from leads.models import FollowUp, Lead, Source, Stage
 from leads.normalization import phone_digits
 
 MAX_QUERY_LENGTH = 200
@@ -213,3 +214,60 @@ class LeadFilter(django_filters.FilterSet):
         if not self.is_bound or not hasattr(self.form, "cleaned_data"):
             return {}
         return {k: v for k, v in self.form.cleaned_data.items() if v not in (None, "")}
+
+
+# --- follow-ups ------------------------------------------------------------------------------
+
+
+FOLLOW_UP_STATUSES = {
+    "open": Q(done_at__isnull=True, cancelled_at__isnull=True),
+    "done": Q(done_at__isnull=False),
+    "cancelled": Q(cancelled_at__isnull=False),
+}
+
+
+@extend_schema_field({"type": "string", "description": "A user id or `me`."})
+class AssigneeFilter(django_filters.Filter):
+    field_class = forms.CharField
+
+    def filter(self, qs, value):
+        if value in ("", None):
+            return qs
+        if value == "me":
+            user = getattr(self.parent.request, "user", None)
+            return qs.filter(assigned_to=user) if user and user.is_authenticated else qs.none()
+        if not value.isdecimal() or len(value) > 18:
+            raise ValidationError({"assigned_to": [f"Give a user id or “me”, not “{value[:40]}”."]})
+        return qs.filter(assigned_to_id=int(value))
+
+
+class FollowUpFilter(django_filters.FilterSet):
+    """?assigned_to=&lead=&status=&due_before=&due_after= for /api/follow-ups/."""
+
+    assigned_to = AssigneeFilter(label="Assigned to (a user id or “me”)")
+    lead = django_filters.NumberFilter(
+        field_name="lead_id", label="Lead id", min_value=1, max_value=2**63 - 1
+    )
+    status = django_filters.ChoiceFilter(
+        choices=[
+            ("open", "Open"),
+            ("overdue", "Open and past due"),
+            ("done", "Done"),
+            ("cancelled", "Cancelled"),
+        ],
+        method="filter_status",
+        label="Status",
+    )
+    due_after = UtcIsoDateTimeFilter(
+        field_name="due_at", lookup_expr="gte", label="Due on or after (ISO 8601)"
+    )
+    due_before = UtcIsoDateTimeFilter(field_name="due_at", lookup_expr="lt", label="Due before (ISO 8601)")
+
+    class Meta:
+        model = FollowUp
+        fields = ["assigned_to", "lead", "status", "due_after", "due_before"]
+
+    def filter_status(self, queryset, name, value):
+        if value == "overdue":
+            return queryset.filter(FOLLOW_UP_STATUSES["open"], due_at__lt=timezone.now())
+        return queryset.filter(FOLLOW_UP_STATUSES[value])

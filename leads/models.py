@@ -401,6 +401,7 @@ class Notification(models.Model):
         LEAD_CAPTURED = "lead_captured", "New captured lead"
         LEAD_RESUBMITTED = "lead_resubmitted", "Lead submitted again"
         FOLLOW_UP_DUE = "follow_up_due", "Follow-up due"
+        FOLLOW_UP_ASSIGNED = "follow_up_assigned", "Follow-up scheduled for you"
         ACTIVITY_LOGGED = "activity_logged", "Activity on your lead"
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")

@@ -1,13 +1,15 @@
 """Reads: the leads a user may see, the board's columns and a lead's timeline, each in fixed queries."""
 
 from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Sum
+from django.db.models import Count, OuterRef, Q, Subquery, Sum
 from django.http import Http404
+from django.utils import timezone
 
-from leads.models import Lead, Source, Stage
+from leads.models import Activity, Attachment, FollowUp, Lead, Source, Stage
 from leads.policies import visible_leads_q
 from leads.services import DEFAULT_SOURCE_NAME
 
@@ -25,8 +27,28 @@ def get_visible_lead(user, pk):
         raise Http404("No such lead.") from None
 
 
+# How many links of a merge chain (A merged into B, B into C) a survivor's timeline follows.
+MERGE_CHAIN_DEPTH = 4
+
+
 def lead_timeline(lead):
-    return lead.activities.select_related("actor").order_by("-occurred_at", "-id")
+    """The lead's activities and those of every lead merged into it, newest first, in one query.
+
+    A merged lead keeps its own (append-only) activities; merged_into points at the survivor
+    until the merge is undone, so the survivor's timeline reads them through that link.
+    """
+    merged_in, path = Q(), "merged_into"
+    for _ in range(MERGE_CHAIN_DEPTH):
+        merged_in |= Q(**{path: lead.pk})
+        path += "__merged_into"
+    absorbed = Lead.objects.filter(merged_in).values("pk")
+    # A merged lead's own "merged into …" record would repeat the survivor's "merged in …" record.
+    their_history = Q(lead__in=absorbed) & ~Q(kind=Activity.Kind.MERGED, data__has_key="merged_into")
+    return (
+        Activity.objects.filter(Q(lead_id=lead.pk) | their_history)
+        .select_related("actor")
+        .order_by("-occurred_at", "-id")
+    )
 
 
 def board_stages():
@@ -82,15 +104,8 @@ def board_columns(*, leads, stages, column_pages=None, page_size=None):
     page_size = page_size or settings.BOARD_COLUMN_PAGE_SIZE
     column_pages = column_pages or {}
     columns = {stage.pk: BoardColumn(stage=stage, page_size=page_size) for stage in stages}
-    totals = (
-        leads.filter(stage__in=list(columns))
-        .order_by()
-        .values("stage")
-        .annotate(count=Count("pk"), total_value=Sum("value"))
-    )
-    for row in totals:
-        column = columns[row["stage"]]
-        column.count, column.total_value = row["count"], row["total_value"] or 0
+    for stage_pk, (count, total_value) in board_column_totals(leads=leads, stages=stages).items():
+        columns[stage_pk].count, columns[stage_pk].total_value = count, total_value
     for column in columns.values():
         if not column.count:
             continue
@@ -98,6 +113,136 @@ def board_columns(*, leads, stages, column_pages=None, page_size=None):
         column.page = min(max(column_pages.get(column.stage.pk, 1), 1), last_page)
         start = (column.page - 1) * page_size
         column.leads = list(
-            leads.filter(stage=column.stage).order_by("-stage_changed_at", "-id")[start : start + page_size]
+            with_card_badges(leads.filter(stage=column.stage)).order_by("-stage_changed_at", "-id")[
+                start : start + page_size
+            ]
         )
     return list(columns.values())
+
+
+def lead_attachments(lead):
+    """The lead's live files, newest first, with who uploaded each joined."""
+    return (
+        Attachment.objects.live()
+        .filter(lead=lead)
+        .select_related("uploaded_by")
+        .order_by("-uploaded_at", "-id")
+    )
+
+
+def get_lead_attachment(lead, attachment_id):
+    """A live file of this lead, or 404 (deleted, another lead's, or no such file)."""
+    try:
+        attachment = lead_attachments(lead).get(pk=int(attachment_id))
+    except (Attachment.DoesNotExist, ValueError, TypeError, OverflowError):
+        raise Http404("No such file on this lead.") from None
+    attachment.lead = lead  # already loaded and permission-checked; spares a query
+    return attachment
+
+
+# --- follow-ups ---------------------------------------------------------------------------------
+
+DONE_SHOWN_FOR = timedelta(days=30)
+
+
+def with_card_badges(leads):
+    """Leads annotated with what a card's badges need, as subqueries of the same query:
+    next_follow_up_at (the earliest open follow-up) and last_activity_at (the newest activity)."""
+    next_due = FollowUp.objects.filter(lead=OuterRef("pk"), done_at__isnull=True, cancelled_at__isnull=True)
+    last_activity = Activity.objects.filter(lead=OuterRef("pk")).order_by("-occurred_at", "-id")
+    return leads.annotate(
+        next_follow_up_at=Subquery(next_due.order_by("due_at", "id").values("due_at")[:1]),
+        last_activity_at=Subquery(last_activity.values("occurred_at")[:1]),
+    )
+
+
+def card_badges(lead, now=None):
+    """(overdue, stale) for an annotated lead: its next follow-up is past due; an open lead
+    nobody has touched for settings.STALE_LEAD_DAYS."""
+    now = now or timezone.now()
+    next_due = getattr(lead, "next_follow_up_at", None)
+    overdue = next_due is not None and next_due < now
+    last_touched = getattr(lead, "last_activity_at", None) or lead.created_at
+    stale = (
+        lead.stage.kind == Stage.Kind.OPEN
+        and last_touched is not None
+        and last_touched < now - timedelta(days=settings.STALE_LEAD_DAYS)
+    )
+    return overdue, stale
+
+
+def visible_follow_ups(user):
+    """Follow-ups on live leads `user` may see, with their lead and assignee joined."""
+    return FollowUp.objects.filter(
+        lead__in=Lead.objects.live().filter(visible_leads_q(user)).values("pk")
+    ).select_related("lead", "assigned_to")
+
+
+def get_visible_follow_up(user, pk):
+    """The follow-up, or 404 when it does not exist or its lead is hidden from the user."""
+    try:
+        return visible_follow_ups(user).get(pk=int(pk))
+    except (FollowUp.DoesNotExist, ValueError, TypeError, OverflowError):
+        raise Http404("No such follow-up.") from None
+
+
+def open_follow_ups(lead):
+    return (
+        lead.follow_ups.filter(done_at__isnull=True, cancelled_at__isnull=True)
+        .select_related("assigned_to")
+        .order_by("due_at", "id")
+    )
+
+
+def today_bounds(now=None):
+    """The start and end of today in the current time zone (settings.TIME_ZONE unless activated)."""
+    now = now or timezone.now()
+    today = timezone.localdate(now)
+    zone = timezone.get_current_timezone()
+    start = timezone.make_aware(datetime.combine(today, time.min), zone)
+    end = timezone.make_aware(datetime.combine(today + timedelta(days=1), time.min), zone)
+    return start, end
+
+
+@dataclass
+class FollowUpGroups:
+    overdue: list
+    today: list
+    upcoming: list
+    done: list
+
+    def __iter__(self):
+        yield from (
+            ("overdue", "Overdue", self.overdue),
+            ("today", "Today", self.today),
+            ("upcoming", "Upcoming", self.upcoming),
+            ("done", "Done in the last 30 days", self.done),
+        )
+
+
+def my_follow_ups(user, *, viewer=None, now=None):
+    """`user`'s follow-ups as overdue / today / upcoming / done (last 30 days), on leads `viewer`
+    (default: the user) may see. Two queries: the open ones and the recently done ones."""
+    now = now or timezone.now()
+    _, end_of_today = today_bounds(now)
+    mine = visible_follow_ups(viewer or user).filter(assigned_to=user)
+    open_ones = list(mine.filter(done_at__isnull=True, cancelled_at__isnull=True).order_by("due_at", "id"))
+    done = list(mine.filter(done_at__gte=now - DONE_SHOWN_FOR).order_by("-done_at", "-id"))
+    return FollowUpGroups(
+        overdue=[f for f in open_ones if f.due_at < now],
+        today=[f for f in open_ones if now <= f.due_at < end_of_today],
+        upcoming=[f for f in open_ones if f.due_at >= end_of_today],
+        done=done,
+    )
+
+
+def board_column_totals(*, leads, stages):
+    """{stage id: (count, total value)} of `leads` in each of `stages`, in one query; stages
+    without leads are left out. The board's column heads, and the live board's updates of them."""
+    totals = (
+        leads.filter(stage__in=[stage.pk for stage in stages])
+        .order_by()
+        .values("stage")
+        .annotate(count=Count("pk"), total_value=Sum("value"))
+    )
+    return {row["stage"]: (row["count"], row["total_value"] or 0) for row in totals}

@@ -2,7 +2,15 @@
 
 from django.urls import path
 
-from leads import views
+from leads import (
+    attachment_views,
+    capture_views,
+    follow_up_views,
+    live_views,
+    merge_views,
+    notification_views,
+    views,
+)
 
 app_name = "leads"
 urlpatterns = [
@@ -16,10 +24,26 @@ urlpatterns = [
     path("leads/<int:pk>/reassign/", views.reassign, name="reassign"),
     path("leads/<int:pk>/claim/", views.claim, name="claim"),
     path("leads/<int:pk>/delete/", views.delete, name="delete"),
-    # [urls: capture form]
-    # [urls: attachments]
-    # [urls: merge]
-    # [urls: follow-ups]
-    # [urls: notifications]
-    # [urls: live board]
+    # The public capture form.
+    path("apply/", capture_views.apply, name="apply"),
+    path("apply/thanks/", capture_views.apply_thanks, name="apply_thanks"),
+    # Files on a lead.
+    path("leads/<int:pk>/files/", attachment_views.upload, name="attachment_upload"),
+    path("leads/<int:pk>/files/<int:file_id>/", attachment_views.download, name="attachment_download"),
+    path("leads/<int:pk>/files/<int:file_id>/delete/", attachment_views.delete, name="attachment_delete"),
+    # Merging duplicates.
+    path("leads/<int:pk>/merge/<int:other_pk>/", merge_views.merge, name="merge"),
+    path("leads/merges/<int:merge_id>/undo/", merge_views.undo, name="undo_merge"),
+    # Follow-ups.
+    path("follow-ups/", follow_up_views.follow_up_list, name="follow_ups"),
+    path("leads/<int:pk>/follow-ups/", follow_up_views.schedule, name="schedule_follow_up"),
+    path("follow-ups/<int:pk>/complete/", follow_up_views.complete, name="complete_follow_up"),
+    path("follow-ups/<int:pk>/cancel/", follow_up_views.cancel, name="cancel_follow_up"),
+    # The bell.
+    path("notifications/", notification_views.inbox, name="notifications"),
+    path("notifications/unread/", notification_views.unread, name="notifications_unread"),
+    path("notifications/read-all/", notification_views.mark_all_read, name="notifications_read_all"),
+    path("notifications/<int:pk>/open/", notification_views.open_notification, name="notification_open"),
+    # The live board's card endpoint.
+    path("board/cards/<int:pk>/", live_views.card, name="live_card"),
 ]

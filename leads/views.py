@@ -10,12 +10,14 @@ from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from leads import policies, selectors, services
 from leads.exceptions import StaleLead
 from leads.filters import LeadFilter
+from leads.follow_up_views import follow_up_panel
 from leads.forms import (
     ActivityForm,
     LeadEditForm,
@@ -26,7 +28,7 @@ from leads.forms import (
     apply_service_errors,
     form_value,
 )
-from leads.models import Activity
+from leads.models import Activity, Lead
 from leads.services import EDITABLE_FIELDS
 
 TIMELINE_PAGE_SIZE = 50
@@ -67,7 +69,9 @@ def board(request):
     return _render_board(request, quick_add=QuickAddForm())
 
 
-def _render_board(request, *, quick_add, status=200):
+def filtered_board(request):
+    """The board's filters applied as the page applies them (the live board's card endpoint too):
+    (filter_data, filterset, matching leads, all board stages, the stages shown as columns)."""
     filter_data = {k: request.GET[k] for k in BOARD_FILTER_PARAMS if request.GET.get(k)}
     filterset = LeadFilter(
         filter_data or None, queryset=selectors.visible_leads(request.user), request=request
@@ -79,6 +83,12 @@ def _render_board(request, *, quick_add, status=200):
     stages = selectors.board_stages()
     chosen_stage = filterset.active_filters().get("stage")
     shown = [s for s in stages if chosen_stage is None or s.pk == chosen_stage.pk]
+    return filter_data, filterset, leads, stages, shown
+
+
+def _render_board(request, *, quick_add, status=200):
+    filter_data, filterset, leads, stages, shown = filtered_board(request)
+    chosen_stage = filterset.active_filters().get("stage")
     archived_stage = chosen_stage if chosen_stage is not None and chosen_stage.archived else None
     columns = selectors.board_columns(leads=leads, stages=shown, column_pages=_column_pages(request.GET))
     for column in columns:
@@ -163,21 +173,42 @@ def move(request, pk):
     return redirect(_back_to_board(request))
 
 
-def _prepare_cards(user, leads, stages):
+def _prepare_cards(user, leads, stages, *, badges=True):
     """Cards offer a move form and dragging only to people the policy lets move them, and
     their stage menu starts at the next stage, so "Move" alone moves a lead forward."""
     following = {stage.pk: nxt.pk for stage, nxt in zip(stages, stages[1:])}
     if len(stages) > 1:
         following[stages[-1].pk] = stages[-2].pk
+    if badges:
+        _fill_card_badges(leads)
+    now = timezone.now()
     for lead in leads:
         lead.movable = policies.can_edit(user, lead)
         lead.suggested_stage_id = following.get(lead.stage_id)
+        if badges:
+            lead.follow_up_overdue, lead.is_stale = selectors.card_badges(lead, now)
 
 
-def _card_html(request, lead):
-    stages = selectors.board_stages()
+def _fill_card_badges(leads):
+    """Board pages come annotated (selectors.with_card_badges); a lone card, after a move, is
+    read here in one query so it keeps its follow-up and stale badges."""
+    missing = [lead for lead in leads if not hasattr(lead, "next_follow_up_at")]
+    if not missing:
+        return
+    found = selectors.with_card_badges(Lead.objects.filter(pk__in=[lead.pk for lead in missing])).values(
+        "pk", "next_follow_up_at", "last_activity_at"
+    )
+    badges = {row["pk"]: row for row in found}
+    for lead in missing:
+        row = badges.get(lead.pk, {})
+        lead.next_follow_up_at = row.get("next_follow_up_at")
+        lead.last_activity_at = row.get("last_activity_at")
+
+
+def _card_html(request, lead, stages=None, board_url=None):
+    stages = selectors.board_stages() if stages is None else stages
     _prepare_cards(request.user, [lead], stages)
-    context = {"lead": lead, "stages": stages, "board_url": _back_to_board(request)}
+    context = {"lead": lead, "stages": stages, "board_url": board_url or _back_to_board(request)}
     return render_to_string("leads/_card.html", context, request=request)
 
 
@@ -224,7 +255,7 @@ def _render_detail(request, lead, *, status=200, **forms):
     can_edit = policies.can_edit(user, lead)
     timeline = Paginator(selectors.lead_timeline(lead), TIMELINE_PAGE_SIZE).get_page(request.GET.get("page"))
     stages = selectors.board_stages()
-    _prepare_cards(user, [lead], stages)  # the move menu starts at the next stage, as on the board
+    _prepare_cards(user, [lead], stages, badges=False)  # the move menu starts at the next stage
     context = {
         "lead": lead,
         "stages": stages,
@@ -238,6 +269,7 @@ def _render_detail(request, lead, *, status=200, **forms):
         or ReassignForm(initial={"owner": lead.owner_id, "version": lead.version}),
         "activity_form": forms.get("activity_form") or ActivityForm(initial={"kind": Activity.Kind.NOTE}),
         "conflict": forms.get("conflict"),
+        "follow_ups": follow_up_panel(request, lead, can_edit=can_edit, **forms),
     }
     return render(request, "leads/detail.html", context, status=status)
 

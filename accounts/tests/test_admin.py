@@ -138,3 +138,66 @@ def test_the_owner_autocomplete_offers_active_users_only(manager_client):
     )
     assert response.status_code == 200
     assert [row["id"] for row in response.json()["results"]] == [str(active.pk)]
+
+
+# --- invitations and deactivation in admin (through accounts.services) ----------------------
+
+
+def test_adding_a_user_without_a_password_sends_an_invitation(
+    manager_client, django_capture_on_commit_callbacks
+):
+    from django.core import mail
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = manager_client.post(
+            ADD_USER,
+            {"email": "Invited@Test.Example", "first_name": "In", "last_name": "Vited", "role": Role.SALES},
+        )
+    assert response.status_code == 302
+    user = User.objects.get(email="invited@test.example")
+    assert (user.is_active, user.has_usable_password()) == (True, False)
+    assert [m.to for m in mail.outbox] == [["invited@test.example"]]
+    assert "/accounts/invite/" in mail.outbox[0].body
+
+
+def test_one_password_field_alone_is_an_error(manager_client):
+    response = manager_client.post(
+        ADD_USER, {"email": "half@test.example", "role": Role.SALES, "password1": "a-long-demo-passphrase"}
+    )
+    assert response.status_code == 200
+    assert "password2" in response.context["adminform"].form.errors
+    assert not User.objects.filter(email="half@test.example").exists()
+
+
+def act(client, action, *users):
+    return client.post(USERS, {"action": action, "_selected_action": [u.pk for u in users]}, follow=True)
+
+
+def test_the_deactivate_action_skips_yourself_and_admins(manager_client, manager, sales, admin_user):
+    response = act(manager_client, "deactivate", manager, sales, admin_user)
+    assert response.status_code == 200
+    assert {u.pk: u.is_active for u in User.objects.all()} == {
+        manager.pk: True,
+        sales.pk: False,
+        admin_user.pk: True,
+    }
+    text = " ".join(str(m) for m in response.context["messages"])
+    assert "cannot deactivate yourself" in text and f"Deactivated {sales}" in text
+
+
+def test_the_reactivate_and_invitation_actions(manager_client, sales, django_capture_on_commit_callbacks):
+    from django.core import mail
+
+    sales.is_active = False
+    sales.save()
+    act(manager_client, "reactivate", sales)
+    assert User.objects.get(pk=sales.pk).is_active
+    with django_capture_on_commit_callbacks(execute=True):
+        act(manager_client, "send_invitation", sales)
+    assert [m.to for m in mail.outbox] == [[sales.email]]
+
+
+def test_active_is_not_a_checkbox_any_more(manager_client, sales):
+    response = manager_client.post(change_url(sales), change_data(sales, is_active=""))
+    assert response.status_code == 302
+    assert User.objects.get(pk=sales.pk).is_active  # deactivating is the action's job

@@ -1,10 +1,13 @@
 """/api/: leads, stages, sources, users, auth, and the OpenAPI schema with Swagger UI."""
 
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from accounts.api import LogoutView, MeView, TokenRefresh, TokenView
+from leads.api.attachments import LeadAttachmentDownloadView, LeadAttachmentsView, LeadAttachmentView
+from leads.api.follow_ups import FollowUpViewSet
+from leads.api.public import PublicLeadCreateView
 from leads.api.views import LeadViewSet, SourceViewSet, StageViewSet, UserViewSet
 
 
@@ -27,6 +30,8 @@ router.register("leads", LeadViewSet, basename="lead")
 router.register("stages", StageViewSet, basename="stage")
 router.register("sources", SourceViewSet, basename="source")
 router.register("users", UserViewSet, basename="user")
+# Registered before urlpatterns: router.urls is read once, when urlpatterns is built below.
+router.register("follow-ups", FollowUpViewSet, basename="follow-up")
 
 app_name = "api"
 urlpatterns = [
@@ -36,8 +41,21 @@ urlpatterns = [
     path("auth/me/", MeView.as_view(), name="me"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
-    # [api urls: public capture]
-    # [api urls: attachments]
-    # [api urls: follow-ups]
+    # The public capture form, for sites that post to us: no login.
+    path("public/leads/", PublicLeadCreateView.as_view(), name="public_lead_create"),
+    # Files on a lead.
+    # Optional trailing slash, as on the router's routes.
+    re_path(r"^leads/(?P<pk>\d+)/attachments/?$", LeadAttachmentsView.as_view(), name="lead-attachments"),
+    re_path(
+        r"^leads/(?P<pk>\d+)/attachments/(?P<attachment_id>\d+)/?$",
+        LeadAttachmentView.as_view(),
+        name="lead-attachment",
+    ),
+    re_path(
+        r"^leads/(?P<pk>\d+)/attachments/(?P<attachment_id>\d+)/download/?$",
+        LeadAttachmentDownloadView.as_view(),
+        name="lead-attachment-download",
+    ),
+    # /api/follow-ups/ comes from the router (registered above, with the other viewsets).
     path("", include(router.urls)),
 ]

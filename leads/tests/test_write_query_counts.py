@@ -113,8 +113,9 @@ def test_move_by_plain_post(sales_client, lead, many_leads, django_assert_max_nu
 
 def test_move_by_fetch_asking_for_json(sales_client, lead, many_leads, django_assert_max_num_queries):
     reached_out = Stage.objects.get(name="Reached Out")
-    # session, user, lead, stage, [lock, update, reload, last stage entry, activity], live stages (card)
-    with django_assert_max_num_queries(12):
+    # session, user, lead, stage, [lock, update, reload, last stage entry, activity], live stages (card),
+    # the card's follow-up and staleness badges
+    with django_assert_max_num_queries(13):
         response = sales_client.post(
             url("move", lead),
             {"stage": reached_out.pk, "version": lead.version},
@@ -129,8 +130,8 @@ def test_move_by_fetch_asking_for_json(sales_client, lead, many_leads, django_as
 
 def test_move_confirm_page(sales_client, lead, many_leads, django_assert_max_num_queries):
     lost = Stage.objects.get(name="Lost")
-    # session, user, lead, live stages twice (required <select> check, then options)
-    with django_assert_max_num_queries(5):
+    # session, user, lead, live stages twice (required <select> check, then options), the bell's count
+    with django_assert_max_num_queries(5 + 1):
         response = sales_client.get(url("move", lead), {"stage": lost.pk})
     assert response.status_code == 200
     assert lead.name in response.content.decode()
@@ -140,10 +141,11 @@ def test_move_confirm_page(sales_client, lead, many_leads, django_assert_max_num
 
 LEAD_PAGE_QUERIES = {
     # session, user, lead, activity count, live stages (move form), timeline page,
-    # sources twice (edit form: required <select> check, then the options)
-    "sales": 8,
-    # the same, plus active users for the reassign form
-    "manager": 9,
+    # sources twice (edit form: required <select> check, then the options), the bell's unread count,
+    # the panels: open follow-ups, files, merges into this lead, possible duplicates
+    "sales": 8 + 1 + 4,
+    # the same, plus active users for the reassign form and for the follow-up assignee menu
+    "manager": 9 + 1 + 4 + 1,
 }
 
 
@@ -214,8 +216,8 @@ def test_delete(manager_client, lead, many_leads, django_assert_max_num_queries)
 
 
 def test_delete_confirm_page(manager_client, lead, many_leads, django_assert_max_num_queries):
-    # session, user, lead
-    with django_assert_max_num_queries(3):
+    # session, user, lead, the bell's unread count
+    with django_assert_max_num_queries(3 + 1):
         response = manager_client.get(url("delete", lead))
     assert response.status_code == 200
     assert lead.name in response.content.decode()

@@ -13,6 +13,7 @@
   let dragged = null;   // the card being dragged with the mouse
   let picked = null;    // the card picked up with the keyboard
   let pickedTarget = null;
+  let moving = null;    // the card whose move is being asked about (lost reason) or posted
 
   const columns = () => Array.from(board.querySelectorAll(".column"));
   const columnOf = (el) => el.closest(".column");
@@ -69,6 +70,16 @@
   }
 
   async function moveCard(card, targetColumn) {
+    moving = card;
+    try {
+      await postMove(card, targetColumn);
+    } finally {
+      moving = null;
+      released(card.dataset.leadId);
+    }
+  }
+
+  async function postMove(card, targetColumn) {
     const fromColumn = columnOf(card);
     if (!targetColumn || targetColumn === fromColumn) return;
     const form = card.querySelector(".move-form");
@@ -149,7 +160,9 @@
   });
   board.addEventListener("dragend", () => {
     if (dragged) dragged.classList.remove("dragging");
+    const leadId = dragged && dragged.dataset.leadId;
     dragged = null;
+    if (leadId) released(leadId);
     columns().forEach((c) => c.classList.remove("drop-target"));
   });
   board.addEventListener("dragover", (event) => {
@@ -173,7 +186,9 @@
     if (!picked) return;
     picked.classList.remove("picked");
     columns().forEach((c) => c.classList.remove("drop-target"));
+    const leadId = picked.dataset.leadId;
     picked = pickedTarget = null;
+    released(leadId);
   }
   board.addEventListener("keydown", (event) => {
     const card = event.target.closest(".lead-card");
@@ -209,5 +224,152 @@
   });
   board.addEventListener("focusout", (event) => {
     if (picked && event.target === picked && !lostDialog.open) cancelPick();
+    // Someone using a card's stage menu held the card; it is theirs until focus leaves it.
+    const card = event.target.closest(".lead-card");
+    if (card && !card.contains(event.relatedTarget)) window.setTimeout(() => released(card.dataset.leadId), 0);
   });
+
+  // --- live updates (live.js): other people's changes, applied without a reload ---
+  // A note says only "lead X changed"; the card endpoint answers with the card as this person
+  // may see it under this page's filters, and every shown column's count and value.
+  const waiting = new Map();  // lead id -> a change that arrived while the person held the card
+  const latest = new Map();   // lead id -> number of the newest card request, to drop stale answers
+  let requests = 0;
+  let resyncWanted = false;
+
+  function cardOf(leadId) { return document.getElementById("lead-" + leadId); }
+
+  // Never yank a card from someone's hand: dragged, picked up, being moved, or its menu in use.
+  function holding(leadId) {
+    const held = [dragged, picked, moving].some((c) => c && c.dataset.leadId === String(leadId));
+    const card = cardOf(leadId);
+    return held || Boolean(card && card !== document.activeElement && card.contains(document.activeElement));
+  }
+  function handsFree() { return !dragged && !picked && !moving && !lostDialog.open; }
+
+  function released(leadId) {
+    if (resyncWanted && handsFree()) { resync(); return; }
+    if (!leadId || !waiting.has(String(leadId)) || holding(leadId)) return;
+    waiting.delete(String(leadId));
+    refreshCard(leadId);
+  }
+
+  function boardFilters() {
+    const params = new URLSearchParams();
+    new URLSearchParams(location.search).forEach((value, key) => {
+      if (["query", "source", "owner", "stage"].includes(key) && value) params.set(key, value);
+    });
+    const text = params.toString();
+    return text ? "?" + text : "";
+  }
+
+  function setColumnStats(stats) {
+    if (!stats) return;
+    columns().forEach((column) => {
+      const row = stats[column.dataset.stageId];
+      if (!row) return;
+      column.querySelector("[data-count]").textContent = money.format(row.count);
+      column.querySelector("[data-count-label]").textContent = row.count === 1 ? "lead" : "leads";
+      column.querySelector("[data-total]").textContent = money.format(Math.round(parseFloat(row.value) || 0));
+      const list = column.querySelector(".cards");
+      const empty = list.querySelector(".empty");
+      if (list.querySelector(".lead-card")) { if (empty) empty.remove(); }
+      else if (!empty) {
+        const li = document.createElement("li");
+        li.className = "empty";
+        li.textContent = "No leads here.";
+        list.append(li);
+      }
+    });
+  }
+
+  const stageTime = (card) => Date.parse(card.querySelector("time[datetime]").getAttribute("datetime")) || 0;
+
+  // Cards are ordered newest stage change first (then highest id), as the board's query does.
+  function insertSorted(column, fresh) {
+    const list = column.querySelector(".cards");
+    const when = stageTime(fresh);
+    const id = parseInt(fresh.dataset.leadId, 10);
+    const later = Array.from(list.querySelectorAll(".lead-card")).find((c) => {
+      const t = stageTime(c);
+      return t < when || (t === when && parseInt(c.dataset.leadId, 10) < id);
+    });
+    const paging = column.querySelector(".column-paging");
+    const onFirstPage = !paging || !Array.from(paging.querySelectorAll("a")).some((a) => /Previous/.test(a.textContent));
+    const hasMore = Boolean(paging) && Array.from(paging.querySelectorAll("a")).some((a) => /Show more/.test(a.textContent));
+    if (later) {
+      if (later === list.querySelector(".lead-card") && !onFirstPage) return false;  // belongs on an earlier page
+      later.before(fresh);
+    } else {
+      if (hasMore) return false;  // belongs on a later page
+      list.append(fresh);
+    }
+    return true;
+  }
+
+  function removeCard(leadId) {
+    const card = cardOf(leadId);
+    if (card) card.remove();
+  }
+
+  async function refreshCard(leadId) {
+    if (holding(leadId)) { waiting.set(String(leadId), true); return; }
+    const ticket = ++requests;
+    latest.set(String(leadId), ticket);
+    let response, data = null;
+    try {
+      response = await fetch("/board/cards/" + leadId + "/" + boardFilters(), {
+        credentials: "same-origin", headers: { Accept: "application/json" },
+      });
+      if (response.status === 200 || response.status === 404) data = await response.json();
+    } catch (err) { return; }
+    if (latest.get(String(leadId)) !== ticket || !data) return;  // a newer request will answer
+    if (holding(leadId)) { waiting.set(String(leadId), true); return; }
+    const current = cardOf(leadId);
+    const column = data.visible_in_filter
+      ? board.querySelector('.column[data-stage-id="' + data.stage_id + '"]') : null;
+    if (response.status === 404 || !column) {
+      removeCard(leadId);
+    } else {
+      const template = document.createElement("template");
+      template.innerHTML = data.card_html.trim();
+      const fresh = template.content.firstElementChild;
+      const hadFocus = current && document.activeElement === current;
+      if (current && columnOf(current) === column) {
+        current.replaceWith(fresh);
+      } else {
+        if (current) current.remove();
+        if (insertSorted(column, fresh)) fresh.classList.add("just-moved");
+      }
+      if (hadFocus && fresh.isConnected) fresh.focus();
+    }
+    setColumnStats(data.columns);
+  }
+
+  // Even for a deletion the endpoint is asked: it answers 404 with the columns' new totals.
+  document.addEventListener("leadboard:lead-event", (event) => refreshCard(event.detail.lead_id));
+
+  // After the socket was away: reload the columns as the board shows them now.
+  async function resync() {
+    if (!handsFree() || board.contains(document.activeElement) && document.activeElement.matches("select, input, textarea")) {
+      resyncWanted = true;
+      return;
+    }
+    resyncWanted = false;
+    let doc;
+    try {
+      const response = await fetch(location.href, { credentials: "same-origin", headers: { Accept: "text/html" } });
+      if (!response.ok) return;
+      doc = new DOMParser().parseFromString(await response.text(), "text/html");
+    } catch (err) { return; }
+    const fresh = doc.querySelector("[data-board]");
+    if (!fresh) return;
+    if (!handsFree()) { resyncWanted = true; return; }
+    const focusedId = document.activeElement && document.activeElement.closest && document.activeElement.closest(".lead-card")
+      ? document.activeElement.closest(".lead-card").id : null;
+    board.replaceChildren(...Array.from(fresh.childNodes));
+    waiting.clear();
+    if (focusedId && document.getElementById(focusedId)) document.getElementById(focusedId).focus();
+  }
+  document.addEventListener("leadboard:resync", resync);
 })();

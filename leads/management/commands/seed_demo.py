@@ -2,6 +2,7 @@
 
 import random
 import unicodedata
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
@@ -16,8 +17,9 @@ from django.utils import timezone
 
 from accounts.models import User
 from accounts.roles import Role
-from leads import services
-from leads.models import Activity, Lead, Source, Stage
+from leads import follow_ups, intake, services
+from leads.events import lead_changed
+from leads.models import Activity, FollowUp, Lead, Source, Stage
 from leads.normalization import normalize_phone
 
 DEMO_PASSWORD = "leadboard-demo"
@@ -91,6 +93,17 @@ MEETINGS = [
 ]  # fmt: skip
 
 
+# (due relative to the seeding moment, kind, title, outcome if already done) for each salesperson.
+DEMO_FOLLOW_UPS = [
+    (-timedelta(days=2), FollowUp.Kind.CALL, "Call back about the pricing sheet", ""),
+    (-timedelta(hours=3), FollowUp.Kind.EMAIL, "Send the case study", ""),
+    (timedelta(hours=2), FollowUp.Kind.CALL, "Check in after the demo", ""),
+    (timedelta(days=2), FollowUp.Kind.MEETING, "Contract walkthrough", ""),
+    (timedelta(days=6), FollowUp.Kind.TODO, "Prepare the pilot proposal", ""),
+    (-timedelta(days=4), FollowUp.Kind.CALL, "Discovery call", FollowUp.Outcome.INTERESTED),
+]
+
+
 @dataclass
 class PlannedLead:
     """One demo lead and its history, decided up front so a second run can tell it exists."""
@@ -130,6 +143,21 @@ def _ascii(text):
     return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower().replace("'", "")
 
 
+@contextmanager
+def _without_email():
+    """Replaying the demo's backdated history is not news: send no e-mail about it.
+
+    In-app notifications and the live board still hear of it, so the bell has something to show.
+    """
+    from leads.emails import send_lead_emails
+
+    lead_changed.disconnect(dispatch_uid="leads.emails.send_lead_emails")
+    try:
+        yield
+    finally:
+        lead_changed.connect(send_lead_emails, dispatch_uid="leads.emails.send_lead_emails")
+
+
 class Command(BaseCommand):
     help = (
         "Add demo users (password leadboard-demo) and about 200 leads with their timelines. "
@@ -151,12 +179,15 @@ class Command(BaseCommand):
             )
         if not 0 <= leads <= MAX_LEADS:
             raise CommandError(f"--leads must be between 0 and {MAX_LEADS}.")
-        with transaction.atomic():
+        # The e-mail receiver is off until the transaction has committed (and its announcements run).
+        with _without_email(), transaction.atomic():
             users, new_users = self._ensure_users()
+            self._ensure_rotation(users)
             planned = self._plan(random.Random(seed), leads)
             missing = self._not_yet_seeded(planned)
             activities_before = Activity.objects.count()
             self._replay(missing, users)
+            self._seed_follow_ups(users)
             new_activities = Activity.objects.count() - activities_before
         self._report(new_users, len(missing), new_activities)
 
@@ -175,6 +206,17 @@ class Command(BaseCommand):
                 self.stderr.write(f"{email} already exists as {user.role}; left as it is.")
             users[email] = user
         return users, created
+
+    def _ensure_rotation(self, users):
+        """Both demo salespeople take turns with leads from the public form (/apply/)."""
+        sellers = [user for user in users.values() if user.role == Role.SALES and user.is_active]
+        rule = intake.assignment_rule()
+        if not set(sellers) - set(rule.members.all()):
+            return
+        try:
+            intake.update_assignment_rule(actor=users[MANAGER_EMAIL], members={*rule.members.all(), *sellers})
+        except PermissionDenied:
+            self.stderr.write(f"{MANAGER_EMAIL} is not a manager; the lead rotation was left as it is.")
 
     # Planning ---------------------------------------------------------------------------------
 
@@ -327,6 +369,35 @@ class Command(BaseCommand):
         elif what == "note":
             services.log_activity(lead=lead, actor=actor, kind=Activity.Kind.NOTE, body=details[0])
         return lead
+
+    # Follow-ups -------------------------------------------------------------------------------
+
+    def _seed_follow_ups(self, users):
+        """A few follow-ups per salesperson: overdue, due today, upcoming and recently done.
+
+        Each has a fixed idempotency key, so a second run finds them and adds nothing.
+        """
+        now = timezone.now()
+        for email in ("sales@example.com", "sales2@example.com"):
+            person = users[email]
+            if not person.is_active or person.role != Role.SALES:
+                continue
+            leads = list(
+                Lead.objects.live()
+                .filter(owner=person, stage__kind=Stage.Kind.OPEN)
+                .select_related("stage", "owner")
+                .order_by("pk")[: len(DEMO_FOLLOW_UPS)]
+            )
+            for n, (lead, (due_in, kind, title, outcome)) in enumerate(zip(leads, DEMO_FOLLOW_UPS)):
+                follow_up = follow_ups.schedule_follow_up(
+                    lead=lead, actor=person, kind=kind, title=title, due_at=now + due_in,
+                    idempotency_key=f"demo-follow-up-{person.email}-{n}",
+                )  # fmt: skip
+                if follow_up.just_created and outcome:
+                    follow_ups.complete_follow_up(
+                        follow_up=follow_up, actor=person, outcome=outcome, duration_minutes=10,
+                        notes="Went through pricing; they will decide next week.",
+                    )  # fmt: skip
 
     # Output -----------------------------------------------------------------------------------
 

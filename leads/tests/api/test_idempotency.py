@@ -1,7 +1,7 @@
 """Idempotency-Key on POST: a retry replays the first answer and writes nothing, even when retries race."""
 
-import threading
 from datetime import timedelta
+from functools import partial
 
 import pytest
 from django.db import connection
@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 
 from leads.models import Activity, IdempotencyKey, Lead, Stage
 from leads.tests.api.contract import assert_error, client_for
+from leads.tests.concurrency import run_at_once
 
 pytestmark = pytest.mark.django_db
 
@@ -173,27 +174,12 @@ requires_postgresql = pytest.mark.skipif(
 
 def race(user, requests):
     """Send each (path, body, key) from its own thread and APIClient, all released at once."""
-    barrier = threading.Barrier(len(requests))
-    responses = [None] * len(requests)
-    failures = []
-
-    def send(index, path, body, key):
-        try:
-            client = APIClient()
-            client.force_authenticate(user)
-            barrier.wait(timeout=10)
-            responses[index] = post(client, path, body, key)
-        except Exception as exc:  # reported below, in the test's own thread
-            failures.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=send, args=(i, *request)) for i, request in enumerate(requests)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert not failures, failures
+    clients = [APIClient() for _ in requests]
+    for client in clients:
+        client.force_authenticate(user)
+    responses = run_at_once(
+        *(partial(post, client, *request) for client, request in zip(clients, requests, strict=True))
+    )
     assert all(response is not None for response in responses)
     return responses
 

@@ -6,16 +6,21 @@ A route added under /api/ without a row here fails test_every_api_endpoint_is_in
 """
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.roles import Role
 from leads import services
-from leads.models import Activity, IdempotencyKey, Lead, Source, Stage
+from leads.attachments import add_attachment
+from leads.follow_ups import schedule_follow_up
+from leads.models import Activity, Attachment, FollowUp, IdempotencyKey, Lead, Source, Stage
 from leads.tests.api.contract import assert_error
 from leads.tests.factories import DEFAULT_PASSWORD, UserFactory
 
@@ -76,9 +81,26 @@ MATRIX = {
     # DRF's router adds a browsable index of the API at /api/. It is a real endpoint (so it is
     # here), but drf-spectacular leaves it out of the OpenAPI schema.
     ("GET",    "api-root"):        (401,       200,    200,               200,     200),
-    # [matrix: public capture]
-    # [matrix: attachments]
-    # [matrix: follow-ups]
+    # The public capture endpoint answers everyone alike (202), so it reveals nothing.
+    # The public capture endpoint ignores credentials: everyone's submission is received alike.
+    ("POST",   "public_lead_create"): (202,    202,    202,               202,     202),
+    # The file under test was uploaded by the owner: besides managers, the uploader or the lead's
+    # owner deletes it, so another salesperson is refused even when "write" lets them edit the lead.
+    ("GET",    "lead-attachments"):         (401, 200, S(404, 200, 200),  200, 200),
+    ("POST",   "lead-attachments"):         (401, 201, S(404, 403, 201),  201, 201),
+    ("GET",    "lead-attachment"):          (401, 200, S(404, 200, 200),  200, 200),
+    ("DELETE", "lead-attachment"):          (401, 204, S(404, 403, 403),  204, 204),
+    ("GET",    "lead-attachment-download"): (401, 200, S(404, 200, 200),  200, 200),
+    # The follow-up under test is the owner's, on their lead. Completing, cancelling and changing
+    # it is for its assignee, managers and whoever can edit the lead ("write" lets other_sales).
+    # Scheduling on a lead the caller cannot see names the field (400), as the URL is not the lead's.
+    ("GET",    "follow-up-list"):     (401, 200, 200,               200, 200),
+    ("POST",   "follow-up-list"):     (401, 201, S(400, 403, 201),  201, 201),
+    ("GET",    "follow-up-detail"):   (401, 200, S(404, 200, 200),  200, 200),
+    ("PUT",    "follow-up-detail"):   (401, 200, S(404, 403, 200),  200, 200),
+    ("PATCH",  "follow-up-detail"):   (401, 200, S(404, 403, 200),  200, 200),
+    ("DELETE", "follow-up-detail"):   (401, 204, S(404, 403, 204),  204, 204),
+    ("POST",   "follow-up-complete"): (401, 200, S(404, 403, 200),  200, 200),
 }
 # fmt: on
 
@@ -196,6 +218,10 @@ def request_for(method, name, world, caller):
         "source-detail": [world.source.pk],
         "user-detail": [world.owner.pk],
     }
+    if name.startswith("lead-attachment"):
+        urls |= attachment_urls(world)
+    if name in ("follow-up-detail", "follow-up-complete"):
+        urls[name] = [matrix_follow_up(world).pk]
     url = reverse(f"api:{name}", args=urls.get(name, []))
     bodies = {
         ("POST", "lead-list"): {"name": "Nora Newlead", "email": "nora@prospect.example"},
@@ -217,10 +243,52 @@ def request_for(method, name, world, caller):
         ("PUT", "source-detail"): {"name": "Matrix Renamed", "archived": False},
         ("PATCH", "source-detail"): {"name": "Matrix Renamed"},
         ("POST", "token"): {"email": holder.email, "password": DEFAULT_PASSWORD},
+        ("POST", "follow-up-list"): {
+            "lead": lead.pk,
+            "title": "Matrix call",
+            "due_at": "2030-01-02T09:00:00Z",
+        },
+        ("PUT", "follow-up-detail"): {"title": "Matrix moved", "due_at": "2030-01-03T09:00:00Z"},
+        ("PATCH", "follow-up-detail"): {"title": "Matrix moved"},
+        ("POST", "follow-up-complete"): {"outcome": "interested", "duration_minutes": 5},
+        ("POST", "public_lead_create"): {
+            "first_name": "Pat",
+            "last_name": "Public",
+            "email": "pat@prospect.example",
+            "message": "Matrix enquiry",
+            "consent": True,
+        },
     }
     if name in ("token_refresh", "logout"):
         return url, {"refresh": str(RefreshToken.for_user(holder))}
+    if (method, name) == ("POST", "lead-attachments"):
+        return url, {"file": SimpleUploadedFile("matrix.pdf", b"%PDF-1.4 matrix\n%%EOF\n")}
     return url, bodies.get((method, name))
+
+
+# Requests whose body is multipart (a file); every other body is JSON.
+MULTIPART = {("POST", "lead-attachments")}
+
+
+def attachment_urls(world):
+    """URL arguments for the attachment routes, with a file on the lead uploaded by its owner."""
+    if not hasattr(world, "attachment"):
+        world.attachment = add_attachment(
+            lead=world.lead, file=SimpleUploadedFile("owner.txt", b"Owner's notes"), actor=world.owner
+        )
+        world.lead.refresh_from_db()
+    args = [world.lead.pk, world.attachment.pk]
+    return {"lead-attachments": args[:1], "lead-attachment": args, "lead-attachment-download": args}
+
+
+def matrix_follow_up(world):
+    """The owner's open follow-up on their lead, scheduled through the service."""
+    if not hasattr(world, "follow_up"):
+        world.follow_up = schedule_follow_up(
+            lead=world.lead, actor=world.owner, kind="call", title="Matrix follow-up",
+            due_at=timezone.now() + timedelta(days=1),
+        )  # fmt: skip
+    return world.follow_up
 
 
 def client_as(user):
@@ -238,6 +306,8 @@ def snapshot():
         "stages": list(Stage.objects.order_by("pk").values()),
         "sources": list(Source.objects.order_by("pk").values()),
         "idempotency_keys": IdempotencyKey.objects.count(),
+        "attachments": list(Attachment.objects.order_by("pk").values()),
+        "follow_ups": list(FollowUp.objects.order_by("pk").values()),
         "blacklisted_tokens": BlacklistedToken.objects.count(),
     }
 
@@ -290,6 +360,33 @@ def assert_write_happened(method, name, world, caller, body, response):
             assert BlacklistedToken.objects.filter(token__token=body["refresh"]).exists()
         case ("POST", "logout"):
             assert BlacklistedToken.objects.filter(token__token=body["refresh"]).exists()
+        case ("POST", "public_lead_create"):
+            assert response.json() == {"status": "received"}
+            captured = Lead.objects.get(email="pat@prospect.example")
+            assert captured.source.name == "Website" and captured.created_by is None
+            assert captured.activities.get(kind=Activity.Kind.CAPTURED).body == "Matrix enquiry"
+        case ("POST", "lead-attachments"):
+            added = Attachment.objects.get(pk=response.json()["id"])
+            assert (added.lead_id, added.filename, added.uploaded_by) == (lead.pk, "matrix.pdf", caller)
+            _new_activity(world, Activity.Kind.ATTACHMENT_ADDED, caller)
+        case ("DELETE", "lead-attachment"):
+            deleted = Attachment.objects.get(pk=world.attachment.pk)
+            assert deleted.deleted_at is not None and deleted.deleted_by == caller
+            _new_activity(world, Activity.Kind.ATTACHMENT_DELETED, caller)
+        case ("POST", "follow-up-list"):
+            created = FollowUp.objects.get(pk=response.json()["id"])
+            assert (created.lead_id, created.assigned_to, created.created_by) == (lead.pk, caller, caller)
+            _new_activity(world, Activity.Kind.FOLLOW_UP_SCHEDULED, caller)
+        case ("PUT" | "PATCH", "follow-up-detail"):
+            assert FollowUp.objects.get(pk=world.follow_up.pk).title == "Matrix moved"
+            _new_activity(world, Activity.Kind.FOLLOW_UP_SCHEDULED, caller)
+        case ("DELETE", "follow-up-detail"):
+            assert FollowUp.objects.get(pk=world.follow_up.pk).cancelled_at is not None
+            _new_activity(world, Activity.Kind.FOLLOW_UP_CANCELLED, caller)
+        case ("POST", "follow-up-complete"):
+            done = FollowUp.objects.get(pk=world.follow_up.pk)
+            assert done.done_at is not None and done.outcome == "interested"
+            assert _new_activity(world, Activity.Kind.FOLLOW_UP_DONE, caller).data["duration_minutes"] == 5
         case _:
             pytest.fail(f"say what a successful {method} {name} writes")
 
@@ -309,7 +406,8 @@ def test_permission_cell(method, name, role, sharing, world, settings):
     url, body = request_for(method, name, world, caller)
     before = snapshot()
 
-    response = getattr(client_as(caller), method.lower())(url, body, format="json")
+    body_format = "multipart" if (method, name) in MULTIPART else "json"
+    response = getattr(client_as(caller), method.lower())(url, body, format=body_format)
 
     expected = expected_status(method, name, role, sharing)
     assert response.status_code == expected, (response.status_code, response.content[:300])

@@ -14,11 +14,13 @@ own examples. For a longer hunt, raise it and add the coverage phase (every boun
 
 import os
 import zlib
+from datetime import timedelta
 
 import pytest
 import schemathesis
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections, transaction
+from django.utils import timezone
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from rest_framework_simplejwt.tokens import RefreshToken
@@ -34,7 +36,8 @@ from accounts.models import User
 from accounts.roles import Role
 from config.wsgi import application
 from leads import services
-from leads.models import Lead, Source, Stage
+from leads.follow_ups import schedule_follow_up
+from leads.models import FollowUp, Lead, Source, Stage
 from leads.tests.factories import UserFactory
 
 MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "10"))
@@ -58,6 +61,7 @@ LIVE_IDS = {
     "stages": lambda: Stage.objects.all(),
     "sources": lambda: Source.objects.all(),
     "users": lambda: User.objects.all(),
+    "follow-ups": lambda: FollowUp.objects.all(),
 }
 
 schema = schemathesis.pytest.from_fixture("api_schema")
@@ -132,6 +136,11 @@ def tokens_by_role(db, settings):
     services.log_activity(
         lead=leads[0], actor=users["sales"], kind="call", outcome="connected", duration_minutes=5
     )
+    for i, lead in enumerate(leads[:4]):
+        schedule_follow_up(
+            lead=lead, actor=users["manager"], kind="call", title=f"Fuzz follow-up {i}",
+            due_at=timezone.now() + timedelta(hours=i * 12 - 18), assigned_to=lead.owner or users["manager"],
+        )  # fmt: skip
     services.save_stage(actor=users["manager"], name="Unused Stage", position=950)
     services.save_source(actor=users["manager"], name="Unused Source")
     return {role: str(RefreshToken.for_user(user).access_token) for role, user in users.items()}
