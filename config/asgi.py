@@ -14,6 +14,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.urls import path  # noqa: E402
 
+from config.body_limit import RequestBodyLimit  # noqa: E402
 from leads.realtime import BoardConsumer  # noqa: E402
 
 # The session cookie authenticates the socket, so a page on another site must not open one
@@ -22,4 +23,6 @@ websocket_application = AllowedHostsOriginValidator(
     AuthMiddlewareStack(URLRouter([path("ws/board/", BoardConsumer.as_asgi())]))
 )
 
-application = ProtocolTypeRouter({"http": django_asgi_app, "websocket": websocket_application})
+application = ProtocolTypeRouter(
+    {"http": RequestBodyLimit(django_asgi_app), "websocket": websocket_application}
+)

@@ -22,3 +22,14 @@ class LeadsConfig(AppConfig):
         for dispatch_uid, target in LEAD_CHANGE_RECEIVERS.items():
             module, function = target.split(":")
             lead_changed.connect(getattr(import_module(module), function), dispatch_uid=dispatch_uid)
+
+        from django.contrib.auth import get_user_model
+        from django.db.models.signals import post_save
+
+        from leads.realtime import reconnect_user_sockets
+
+        post_save.connect(
+            reconnect_user_sockets,
+            sender=get_user_model(),
+            dispatch_uid="leads.realtime.reconnect_user_sockets",
+        )

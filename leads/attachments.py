@@ -108,7 +108,7 @@ def _zip_kind(uploaded_file):
                         return ODT
             if {"word/document.xml", "[Content_Types].xml"} <= names:
                 return DOCX
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, RuntimeError, EOFError):
+    except Exception:  # any broken archive (zlib, lzma and struct errors too) is simply not a document
         return None
     return None
 

@@ -1,5 +1,7 @@
 """Every write to follow-ups: schedule, reschedule, complete, cancel; each checked, recorded, announced."""
 
+from datetime import timedelta
+
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -11,6 +13,10 @@ from leads.services import _locked, _record
 
 MAX_DURATION_MINUTES = 24 * 60
 _UNSET = object()
+
+
+DUE_WINDOW_PAST = timedelta(days=5 * 365)
+DUE_WINDOW_FUTURE = timedelta(days=10 * 365)
 
 
 def _clean_title(title, errors):
@@ -27,6 +33,14 @@ def _check_due(due_at, errors):
         errors.setdefault("due_at", []).append("Choose when the follow-up is due.")
     elif timezone.is_naive(due_at):
         errors.setdefault("due_at", []).append("Give the due time with its time zone.")
+    else:
+        # Bounded: a date near year 9999 in a zone west of UTC is stored as year 10000, which
+        # the database driver cannot read back, and every page showing the lead would fail.
+        now = timezone.now()
+        if not now - DUE_WINDOW_PAST <= due_at <= now + DUE_WINDOW_FUTURE:
+            errors.setdefault("due_at", []).append(
+                "Choose a due time within the next ten years (or the last five, to record a past one)."
+            )
 
 
 def _check_assignee(assignee, lead, errors):

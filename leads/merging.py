@@ -31,6 +31,7 @@ from leads.services import (
     _require_active_owner,
     _save_guarding_duplicates,
     _validate_lead,
+    record_owner_change,
 )
 
 # What a merge may take from the merged lead; the stage (and its history) stays the survivor's.
@@ -233,6 +234,9 @@ def merge_leads(*, survivor, merged, actor, field_choices, expected_versions=Non
         survivor.version = F("version") + 1
         _save_guarding_duplicates(survivor, actor, update_fields=[*changed, "version", "updated_at"])
         survivor.refresh_from_db(fields=["version", "updated_at"])
+        if "owner" in changed:
+            # A new owner by merge is a reassignment like any other: timeline, follow-ups, inbox.
+            record_owner_change(survivor, previous=before["owner"], actor=actor)
 
         moved = {
             "attachments": list(
@@ -333,11 +337,20 @@ def undo_merge(*, merge, actor):
 
         # The survivor gives back what it took first, so the merged lead's e-mail or phone is
         # free again unless a third lead has taken it since.
-        restored = {}
+        restored, kept = {}, {}
+        previous_owner = survivor.owner
         for name, change in merge.replaced.items():
+            now_held = getattr(survivor, name)
+            if _stored(now_held) != change["to"]:
+                # Edited since the merge: that later edit is someone's decision, keep it.
+                kept[name] = _shown(now_held)
+                continue
             old = _from_stored(name, change["from"])
-            if getattr(survivor, name) != old:
-                restored[name] = {"from": _shown(getattr(survivor, name)), "to": _shown(old)}
+            if name == "owner" and old is not None and not old.is_active:
+                kept[name] = _shown(now_held)  # the former owner has left; do not hand them a lead
+                continue
+            if now_held != old:
+                restored[name] = {"from": _shown(now_held), "to": _shown(old)}
                 setattr(survivor, name, old)
         try:
             _ensure_no_duplicate(
@@ -348,6 +361,8 @@ def undo_merge(*, merge, actor):
         survivor.version = F("version") + 1
         _save_guarding_duplicates(survivor, actor, update_fields=[*restored, "version", "updated_at"])
         survivor.refresh_from_db(fields=["version", "updated_at"])
+        if "owner" in restored:
+            record_owner_change(survivor, previous=previous_owner, actor=actor)
 
         try:
             _ensure_no_duplicate(email=merged.email, phone=merged.phone, actor=actor, exclude_pk=merged.pk)
@@ -369,12 +384,15 @@ def undo_merge(*, merge, actor):
         body = f"Undid the merge of {merged.name} (lead #{merged.pk}); it is a lead of its own again."
         if restored:
             body += f" Restored: {_describe(restored)}."
+        if kept:
+            since = ", ".join(f"{name} “{value}”" for name, value in kept.items())
+            body += f" Kept as changed since the merge: {since}."
         _record(
             lead=survivor,
             actor=actor,
             kind=Activity.Kind.MERGE_UNDONE,
             body=body,
-            data={"merge_id": merge.pk, "merged_id": merged.pk, "restored": restored},
+            data={"merge_id": merge.pk, "merged_id": merged.pk, "restored": restored, "kept": kept},
             occurred_at=now,
         )
         _record(

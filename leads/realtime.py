@@ -6,6 +6,7 @@ from asgiref.sync import async_to_sync
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.db import transaction
 
 from leads.models import Lead
 
@@ -13,6 +14,8 @@ logger = logging.getLogger(__name__)
 
 # Close code for "sign in again": the client stops reconnecting when it sees it.
 CLOSE_UNAUTHENTICATED = 4401
+# Close code for "reconnect now": the user's groups changed (role, deactivation).
+CLOSE_RECONNECT = 4000
 MANAGERS_GROUP = "managers"
 # Everyone who is not a manager: they see shared leads (LEAD_SHARING read/write) and the
 # unassigned pool (under private too).
@@ -61,6 +64,13 @@ class BoardConsumer(AsyncJsonWebsocketConsumer):
     async def lead_removed(self, message):
         await self.send_json(message)
 
+    async def session_changed(self, message):
+        """The user's role or status changed: close, so the client reconnects with fresh groups.
+
+        A deactivated user's reconnect is then refused; a demoted manager's lands in the team group.
+        """
+        await self.close(code=CLOSE_RECONNECT)
+
 
 # --- the broadcaster -------------------------------------------------------------------------
 
@@ -96,6 +106,11 @@ def broadcast_lead_change(sender, *, event, lead_id, actor_id, payload=None, **k
     request that made the change.
     """
     payload = payload or {}
+    if "lead_ids" in payload:
+        # A bulk change (a CSV import batch, its revert): one note per batch, no card, so open
+        # boards reload their columns once instead of fetching a thousand cards (import engine).
+        _broadcast_batch(event=event, actor_id=actor_id, count=len(payload["lead_ids"]))
+        return
     try:
         state = (
             Lead.objects.filter(pk=lead_id).values("version", "stage_id", "owner_id", "deleted_at").first()
@@ -130,3 +145,38 @@ def broadcast_lead_change(sender, *, event, lead_id, actor_id, payload=None, **k
             send(group, message)
     except Exception:
         logger.warning("Live board: could not announce %s for lead %s", event, lead_id, exc_info=True)
+
+
+def _broadcast_batch(*, event, actor_id, count):
+    """Tell every board "many leads changed, resync": no lead ids, so it reveals nothing per lead."""
+    try:
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        message = {"type": "lead.event", "event": event, "batch": True, "count": count, "actor_id": actor_id}
+        send = async_to_sync(layer.group_send)
+        for group in (MANAGERS_GROUP, TEAM_GROUP):
+            send(group, message)
+    except Exception:
+        logger.warning("Live board: could not announce %s (%s leads)", event, count, exc_info=True)
+
+
+def reconnect_user_sockets(sender, instance, created=False, update_fields=None, **kwargs):
+    """post_save of User: any change but a login time makes that user's sockets reconnect.
+
+    Groups are chosen at connect, so without this a deactivated or demoted user would keep
+    hearing of every lead until their page reloaded.
+    """
+    if created or (update_fields is not None and set(update_fields) <= {"last_login"}):
+        return
+    user_id = instance.pk
+
+    def send():
+        try:
+            layer = get_channel_layer()
+            if layer is not None:
+                async_to_sync(layer.group_send)(user_group(user_id), {"type": "session.changed"})
+        except Exception:
+            logger.warning("Live board: could not reconnect the sockets of user %s", user_id, exc_info=True)
+
+    transaction.on_commit(send)

@@ -12,6 +12,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from leads import policies
 from leads.mail import absolute_url, queue_email
 from leads.models import FollowUp, Notification, OutgoingEmail
 from leads.notifications import notify
@@ -39,6 +40,12 @@ def _open_follow_ups():
     ).select_related("lead", "assigned_to")
 
 
+def _assignee_may_see(follow_up):
+    # A reminder quotes the lead's name, e-mail and phone: never to someone who may no longer see
+    # it (reassigned away under "private" sharing). Decided in memory, no query.
+    return policies.can_view(follow_up.assigned_to, follow_up.lead)
+
+
 def _local_day_bounds(local_date):
     tz = timezone.get_current_timezone()
     start = timezone.make_aware(datetime.combine(local_date, time.min), tz)
@@ -54,6 +61,11 @@ def _item(follow_up):
         "due_at": follow_up.due_at,
         "url": absolute_url(follow_up.lead.get_absolute_url()),
     }
+
+
+def reminder_key(follow_up):
+    # The due time is part of the key: a rescheduled follow-up is reminded again, a rerun is not.
+    return f"reminder:{follow_up.pk}:{follow_up.due_at:%Y%m%dT%H%M}"
 
 
 def digest_key(user_id, local_date):
@@ -74,6 +86,8 @@ def send_digests(*, now, dry_run=False):
     for follow_up in (
         _open_follow_ups().filter(due_at__lt=end_of_today).order_by("assigned_to_id", "due_at", "id")
     ):
+        if not _assignee_may_see(follow_up):
+            continue
         by_user.setdefault(follow_up.assigned_to_id, []).append(follow_up)
     sent = []
     for follow_ups in by_user.values():
@@ -110,6 +124,8 @@ def send_due_reminders(*, now, dry_run=False):
     )
     sent = []
     for follow_up in candidates.order_by("due_at", "id"):
+        if not _assignee_may_see(follow_up):
+            continue
         user = follow_up.assigned_to
         local_due = timezone.localtime(follow_up.due_at)
         summary = f"{follow_up.title} on {follow_up.lead} (due {local_due:%Y-%m-%d %H:%M})"
@@ -141,7 +157,7 @@ def _queue_reminder(follow_up, *, now):
         "lead_url": absolute_url(lead.get_absolute_url()),
     }
     queue_email(
-        key=f"reminder:{follow_up.pk}",
+        key=reminder_key(follow_up),
         to=user.email,
         template="follow_up_reminder",
         context=context,
@@ -154,5 +170,5 @@ def _queue_reminder(follow_up, *, now):
         message=f"{follow_up.title} on {lead} {'was' if is_late else 'is'} due at {when}",
         lead=lead,
         url=lead.get_absolute_url(),
-        key=f"reminder:{follow_up.pk}",
+        key=reminder_key(follow_up),
     )

@@ -17,7 +17,7 @@ from django.utils import timezone
 from leads import policies
 from leads.events import announce
 from leads.exceptions import DuplicateLead, StaleLead
-from leads.models import Activity, Lead, Source, Stage
+from leads.models import Activity, FollowUp, Lead, Source, Stage
 from leads.normalization import normalize_email, normalize_phone, split_full_name
 
 # Fields update_lead() may change; stage and owner have services of their own.
@@ -386,26 +386,41 @@ def _change_owner(current, *, owner, actor, claimed):
     previous = current.owner
     current.owner = owner
     _bump(current, "owner")
-    _record(
-        lead=current,
-        actor=actor,
-        kind=Activity.Kind.OWNER_CHANGED,
-        data={
-            "from": str(previous) if previous else None,
-            "to": str(owner) if owner else None,
-            "from_id": previous.pk if previous else None,
-            "to_id": owner.pk if owner else None,
-            "claimed": claimed,
-        },
-    )
+    record_owner_change(current, previous=previous, actor=actor, claimed=claimed)
+    return current
+
+
+def record_owner_change(lead, *, previous, actor, claimed=False):
+    """Everything that follows a new owner, once lead.owner is saved: follow-ups, timeline, event.
+
+    Every service that changes an owner calls this (reassign, claim, merge), so each change is
+    on the timeline and reaches the new owner's bell, inbox and board the same way.
+    """
+    owner = lead.owner
+    data = {
+        "from": str(previous) if previous else None,
+        "to": str(owner) if owner else None,
+        "from_id": previous.pk if previous else None,
+        "to_id": owner.pk if owner else None,
+        "claimed": claimed,
+    }
+    if owner is not None and previous is not None:
+        # The previous owner's open calls on this lead are the new owner's to make: left behind,
+        # they would remind someone who (under "private" sharing) may no longer see the lead.
+        handed_over = FollowUp.objects.filter(
+            lead=lead, assigned_to=previous, done_at__isnull=True, cancelled_at__isnull=True
+        ).update(assigned_to=owner, updated_at=timezone.now())
+        if handed_over:
+            data["follow_ups_handed_over"] = handed_over
+    activity = _record(lead=lead, actor=actor, kind=Activity.Kind.OWNER_CHANGED, data=data)
     announce(
         "lead.reassigned",
-        lead=current,
+        lead=lead,
         actor=actor,
         from_owner=previous.pk if previous else None,
         to_owner=owner.pk if owner else None,
+        activity_id=activity.pk,
     )
-    return current
 
 
 def delete_lead(*, lead, actor, reason=""):
@@ -431,6 +446,11 @@ def restore_lead(*, lead, actor):
             raise PermissionDenied("Only managers and admins can restore leads.")
         if not current.is_deleted:
             raise ValidationError({"lead": ["This lead is not deleted."]})
+        if current.merged_into_id is not None:
+            # Its history and files live on in the survivor; only undoing the merge gives them back.
+            raise ValidationError(
+                {"lead": [f"This lead was merged into lead #{current.merged_into_id}; undo the merge there."]}
+            )
         _ensure_no_duplicate(email=current.email, phone=current.phone, actor=actor, exclude_pk=current.pk)
         current.deleted_at = None
         _bump(current, "deleted_at")

@@ -276,3 +276,10 @@ def test_reassign_all_refuses_a_deactivated_target_and_changes_nothing(manager, 
 def test_sales_cannot_reassign_all(sales, other_sales, lead):
     with pytest.raises(PermissionDenied):
         services.reassign_all_leads(actor=other_sales, from_user=sales, to_user=other_sales)
+
+
+def test_the_subject_names_the_inviter_as_written_not_html_escaped(django_capture_on_commit_callbacks):
+    inviter = UserFactory(role=Role.MANAGER, first_name="Seán", last_name="O'Brien")
+    with django_capture_on_commit_callbacks(execute=True):
+        invite(inviter)
+    assert mail.outbox[0].subject == "Seán O'Brien invited you to Leadboard"

@@ -1,5 +1,7 @@
 """Files on leads: what uploads are accepted, the services' records, and the lead page's Files panel."""
 
+import io
+import zipfile
 from urllib.parse import quote
 
 import pytest
@@ -415,3 +417,16 @@ def test_delete_query_counts(sales_client, lead, sales, django_assert_max_num_qu
     # Session and user, lead, file; then lock, update, activity; then the session keeps the message.
     with django_assert_max_num_queries(12):
         assert sales_client.post(page_url("attachment_delete", lead, attachment)).status_code == 302
+
+
+def test_a_corrupt_document_archive_is_a_clear_error_not_a_crash():
+    """A zip whose deflate stream is broken raises zlib.error, not BadZipFile: still just refused."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("mimetype", b"application/vnd.oasis.opendocument.text" * 2)
+    data = bytearray(buffer.getvalue())
+    start = 30 + len("mimetype")  # the entry's data follows its 30-byte local header and name
+    data[start : start + 6] = b"\xff" * 6
+    with pytest.raises(ValidationError) as refused:
+        validate_upload(upload("cv.odt", bytes(data)))
+    assert "file" in refused.value.message_dict

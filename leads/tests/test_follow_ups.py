@@ -465,3 +465,30 @@ def test_admin_lists_and_changes_through_the_service(
     assert response.status_code == 302
     follow_up.refresh_from_db()
     assert follow_up.cancelled_at is not None
+
+
+# --- found in review -----------------------------------------------------------------------------
+
+
+def test_a_due_time_beyond_any_sensible_horizon_is_refused(lead, sales, settings, sales_client):
+    """Year 9999 local is year 10000 in UTC west of Greenwich: stored, it would break every page."""
+    settings.TIME_ZONE = "America/New_York"
+    response = sales_client.post(
+        f"/leads/{lead.pk}/follow-ups/", {"kind": "call", "title": "Far", "due_at": "9999-12-31T23:59"}
+    )
+    assert response.status_code == 400
+    assert not FollowUp.objects.exists()
+    assert sales_client.get("/board/").status_code == 200
+
+
+def test_reassigning_a_lead_hands_its_open_follow_ups_to_the_new_owner(lead, sales, other_sales, manager):
+    mine = schedule(lead, sales)
+    done = schedule(lead, sales, title="Done already")
+    follow_ups.complete_follow_up(follow_up=done, actor=sales, outcome=FollowUp.Outcome.INTERESTED)
+    services.reassign_lead(lead=lead, owner=other_sales, actor=manager)
+    mine.refresh_from_db()
+    done.refresh_from_db()
+    assert mine.assigned_to == other_sales
+    assert done.assigned_to == sales  # history stays as it happened
+    change = lead.activities.filter(kind=Activity.Kind.OWNER_CHANGED).first()
+    assert change.data["follow_ups_handed_over"] == 1

@@ -472,3 +472,36 @@ def test_admin_action_needs_exactly_two(pair, client, manager):
     )
     assert "Select exactly two leads to merge (you selected 3)." in response.content.decode()
     assert not LeadMerge.objects.exists()
+
+
+# --- found in review -----------------------------------------------------------------------------
+
+
+def test_a_merged_lead_is_brought_back_by_undoing_the_merge_not_by_restoring_it(pair, manager):
+    survivor, other = pair
+    merging.merge_leads(survivor=survivor, merged=other, actor=manager, field_choices={})
+    with pytest.raises(ValidationError, match="undo the merge"):
+        services.restore_lead(lead=Lead.objects.get(pk=other.pk), actor=manager)
+    assert Lead.objects.get(pk=other.pk).is_deleted
+
+
+def test_undo_keeps_an_edit_made_after_the_merge(manager):
+    a = LeadFactory(owner=manager, email="a@x.example", phone="", company="A co")
+    b = LeadFactory(owner=manager, email="b@x.example", phone="", company="B co", title="CTO")
+    merge = merging.merge_leads(
+        survivor=a, merged=b, actor=manager, field_choices={"company": "merged", "title": "merged"}
+    )
+    services.update_lead(lead=Lead.objects.get(pk=a.pk), actor=manager, company="Corrected Co")
+    merging.undo_merge(merge=merge, actor=manager)
+    a.refresh_from_db()
+    assert (a.company, a.title) == ("Corrected Co", "")  # the later edit stays; the untouched one goes back
+    undone = a.activities.filter(kind=Activity.Kind.MERGE_UNDONE).first()
+    assert undone.data["kept"] == {"company": "Corrected Co"}
+
+
+def test_taking_the_owner_from_the_merged_lead_is_a_recorded_reassignment(sales, other_sales, manager):
+    a = LeadFactory(owner=sales, email="a@x.example", phone="")
+    b = LeadFactory(owner=other_sales, email="b@x.example", phone="")
+    merging.merge_leads(survivor=a, merged=b, actor=manager, field_choices={"owner": "merged"})
+    change = a.activities.filter(kind=Activity.Kind.OWNER_CHANGED).get()
+    assert (change.data["from_id"], change.data["to_id"]) == (sales.pk, other_sales.pk)

@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from accounts.roles import Role
 from leads import services
-from leads.realtime import CLOSE_UNAUTHENTICATED, audiences
+from leads.realtime import CLOSE_RECONNECT, CLOSE_UNAUTHENTICATED, audiences
 from leads.tests.factories import LeadFactory, UserFactory, stage_named
 
 # The socket tests commit (the broadcaster runs after commit) and flush afterwards, which would
@@ -342,3 +342,41 @@ def test_the_card_endpoint_query_count_does_not_grow_with_leads(
         assert sales_client.get(url, {"query": leads[0].last_name}).status_code == 200
     with django_assert_max_num_queries(5):  # not visible: no card to render
         assert sales_client.get(reverse("leads:live_card", args=[10**9])).status_code == 404
+
+
+@live_db
+def test_a_manager_demoted_or_deactivated_is_made_to_reconnect(client):
+    """Groups are chosen at connect: a change to the user closes their sockets so they rejoin anew."""
+    manager = UserFactory(role=Role.MANAGER)
+
+    def demote():
+        manager.role = Role.SALES
+        manager.save()
+
+    async def scenario():
+        communicator = await _connect(client, manager)
+        await sync_to_async(demote)()
+        closed = await communicator.receive_output(timeout=1)
+        await communicator.wait()
+        return closed
+
+    assert run(scenario) == {"type": "websocket.close", "code": CLOSE_RECONNECT}
+
+
+@live_db
+def test_logging_in_again_does_not_drop_the_users_sockets(client):
+    user = UserFactory(role=Role.SALES)
+
+    def touch_last_login():
+        from django.contrib.auth.models import update_last_login
+
+        update_last_login(None, user)
+
+    async def scenario():
+        communicator = await _connect(client, user)
+        await sync_to_async(touch_last_login)()
+        quiet = await communicator.receive_nothing(timeout=0.3)
+        await communicator.disconnect()
+        return quiet
+
+    assert run(scenario)

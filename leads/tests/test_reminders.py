@@ -254,3 +254,31 @@ def test_two_concurrent_runs_send_each_email_once(settings):
     assert len({(m.to[0], m.subject) for m in mail.outbox}) == expected
     assert Notification.objects.filter(kind=Notification.Kind.FOLLOW_UP_DUE).count() == 9
     assert not FollowUp.objects.filter(reminder_sent_at__isnull=True, title__startswith="Call").exists()
+
+
+# --- found in review -----------------------------------------------------------------------------
+
+
+def test_no_reminder_goes_to_an_assignee_who_may_not_see_the_lead(sales, other_sales, settings):
+    """A reminder quotes the lead's e-mail and phone: never to someone who may not see the lead
+    (under "private" sharing, a lead someone else owns; e.g. after a reassignment by a bulk tool)."""
+    settings.LEAD_SHARING = "private"
+    theirs = LeadFactory(owner=other_sales, email="secret@prospect.example")
+    follow_up(sales, MORNING - timedelta(hours=1), title="Overdue", lead=theirs)
+    follow_up(sales, MORNING + timedelta(minutes=5), title="Soon", lead=theirs)
+    run(MORNING)
+    assert sent_to(sales) == []
+    assert not Notification.objects.filter(user=sales).exists()
+
+
+def test_a_rescheduled_follow_up_is_reminded_again(sales, settings):
+    from leads import follow_ups
+
+    due = follow_up(sales, MORNING + timedelta(minutes=5))
+    run(MORNING)
+    later = MORNING + timedelta(days=2)
+    follow_ups.reschedule_follow_up(follow_up=due, actor=sales, due_at=later)
+    run(later - timedelta(minutes=5))
+    reminders = [m for m in mail.outbox if m.to == [sales.email] and "Call" in m.subject]
+    assert len(reminders) == 2
+    assert Notification.objects.filter(user=sales, kind=Notification.Kind.FOLLOW_UP_DUE).count() == 2

@@ -595,7 +595,12 @@ class TestReassignLead:
             "claimed": False,
         }
         assert announced == [
-            ("lead.reassigned", lead.pk, actor.pk, {"from_owner": sales.pk, "to_owner": other_sales.pk})
+            (
+                "lead.reassigned",
+                lead.pk,
+                actor.pk,
+                {"from_owner": sales.pk, "to_owner": other_sales.pk, "activity_id": activity.pk},
+            )
         ]
 
     @pytest.mark.parametrize("sharing", ["private", "read", "write"])
@@ -655,7 +660,12 @@ class TestClaimLead:
             True,
         )
         assert announced == [
-            ("lead.reassigned", lead.pk, sales.pk, {"from_owner": None, "to_owner": sales.pk})
+            (
+                "lead.reassigned",
+                lead.pk,
+                sales.pk,
+                {"from_owner": None, "to_owner": sales.pk, "activity_id": activity.pk},
+            )
         ]
 
     @pytest.mark.parametrize("sharing", ["read", "write"])

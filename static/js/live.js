@@ -95,6 +95,11 @@
 
   function handle(message) {
     if (!message || (message.type !== "lead.event" && message.type !== "lead.removed")) return;
+    // A bulk change (a CSV import batch) names no card: reload the columns once (import engine).
+    if (message.batch) {
+      document.dispatchEvent(new CustomEvent("leadboard:resync"));
+      return;
+    }
     document.dispatchEvent(new CustomEvent("leadboard:lead-event", { detail: message }));
     if (leadPageId !== null && message.lead_id === leadPageId) refreshLeadPage(message);
     refreshBell();
