@@ -182,8 +182,8 @@ def test_log_activity(sales_client, lead, many_leads, django_assert_max_num_quer
 
 
 def test_reassign(manager_client, lead, other_sales, many_leads, django_assert_max_num_queries):
-    # session, user, lead, new owner, [lock, update, reload, activity], msg
-    with django_assert_max_num_queries(13):
+    # session, user, lead, new owner, [lock, update, reload, follow-ups handed over, activity], msg
+    with django_assert_max_num_queries(14):
         response = manager_client.post(
             url("reassign", lead), {"owner": other_sales.pk, "version": lead.version}
         )

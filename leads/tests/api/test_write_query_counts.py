@@ -109,8 +109,8 @@ def test_move_lead(as_sales, lead, many_leads, django_assert_max_num_queries):
 
 
 def test_reassign_lead(as_manager, lead, other_sales, many_leads, django_assert_max_num_queries):
-    # lead, new owner, [lock, update, reload, activity]
-    with django_assert_max_num_queries(8):
+    # lead, new owner, [lock, update, reload, follow-ups handed over, activity]
+    with django_assert_max_num_queries(9):
         response = as_manager.patch(
             lead_url(lead, "owner"), {"owner": other_sales.pk, "version": 1}, format="json"
         )
