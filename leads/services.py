@@ -234,7 +234,9 @@ def create_lead(
     if stage.is_lost and not (lost_reason or "").strip():
         errors.setdefault("lost_reason", []).append("Say why the lead was lost.")
     source = source or Source.objects.get_or_create(name=DEFAULT_SOURCE_NAME)[0]
-    if source.archived:
+    # Archiving a source stops people choosing it; a prospect's own form (actor None) must
+    # still land, so the capture form keeps its source even when a manager archived it.
+    if source.archived and actor is not None:
         errors.setdefault("source", []).append(f"The source {source} is archived; choose another.")
 
     now = timezone.now()

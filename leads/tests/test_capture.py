@@ -119,6 +119,17 @@ def test_a_missing_website_source_is_made(client):
 
 
 @pytest.mark.django_db
+def test_an_archived_website_source_still_takes_prospects(client):
+    """Archiving stops people picking a source; it must not turn prospects away."""
+    Source.objects.filter(name="Website").update(archived=True)
+
+    response = client.post(APPLY, form_data())
+
+    assert response.status_code == 302
+    assert Lead.objects.get().source.name == "Website"
+
+
+@pytest.mark.django_db
 def test_errors_are_shown_inline_and_keep_what_was_typed(client):
     response = client.post(APPLY, form_data(email="not-an-email", phone="12", first_name=""))
 
