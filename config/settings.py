@@ -189,6 +189,11 @@ MERGE_UNDO_DAYS = env.int("MERGE_UNDO_DAYS", default=30)
 REMINDER_MINUTES_BEFORE = env.int("REMINDER_MINUTES_BEFORE", default=15)
 # send_reminders e-mails the day's follow-ups digest from this local hour (TIME_ZONE) on.
 REMINDER_DIGEST_HOUR = env.int("REMINDER_DIGEST_HOUR", default=7)
+# CSV imports: the largest file accepted, rows written per transaction, and how long a manager
+# may revert one.
+IMPORT_MAX_BYTES = env.int("IMPORT_MAX_BYTES", default=200 * 1024 * 1024)
+IMPORT_BATCH_SIZE = env.int("IMPORT_BATCH_SIZE", default=2000)
+IMPORT_REVERT_DAYS = env.int("IMPORT_REVERT_DAYS", default=30)
 # The public capture form: submissions per IP (same syntax as the API throttle rates).
 PUBLIC_FORM_RATE = env.str("PUBLIC_FORM_RATE", default="10/hour")
 
@@ -254,6 +259,9 @@ SPECTACULAR_SETTINGS = {
         "CallOutcomeEnum": "leads.models.Activity.CallOutcome",
         "FollowUpKindEnum": "leads.models.FollowUp.Kind",
         "FollowUpOutcomeEnum": "leads.models.FollowUp.Outcome",
+        # CSV imports (the API's /api/imports/).
+        "ImportStatusEnum": "leads.models.ImportJob.Status",
+        "ImportDuplicateModeEnum": "leads.models.ImportJob.DuplicateMode",
     },
 }
 

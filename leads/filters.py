@@ -191,6 +191,13 @@ class LeadFilter(django_filters.FilterSet):
     created_before = UtcIsoDateTimeFilter(
         field_name="created_at", lookup_expr="lt", label="Created before (ISO 8601 date or time)"
     )
+    # Dashboard and reports: the leads behind "won/lost in range" (moved into their stage then).
+    stage_changed_after = UtcIsoDateTimeFilter(
+        field_name="stage_changed_at", lookup_expr="gte", label="Moved to its stage on or after (ISO 8601)"
+    )
+    stage_changed_before = UtcIsoDateTimeFilter(
+        field_name="stage_changed_at", lookup_expr="lt", label="Moved to its stage before (ISO 8601)"
+    )
     ordering = StableOrderingFilter(
         fields=(
             ("created_at", "created_at"),
@@ -204,7 +211,17 @@ class LeadFilter(django_filters.FilterSet):
 
     class Meta:
         model = Lead
-        fields = ["query", "source", "owner", "stage", "created_after", "created_before", "ordering"]
+        fields = [
+            "query",
+            "source",
+            "owner",
+            "stage",
+            "created_after",
+            "created_before",
+            "stage_changed_after",  # dashboard and reports
+            "stage_changed_before",  # dashboard and reports
+            "ordering",
+        ]
 
     def filter_query(self, queryset, name, value):
         return search_leads(queryset, value) if value.strip() else queryset

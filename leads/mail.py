@@ -5,6 +5,7 @@ import logging
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
+from django.utils import timezone
 
 from leads.models import OutgoingEmail
 
@@ -76,3 +77,23 @@ def enqueue_delivery(email_id, *, run_after=None):
     except Exception:
         logger.exception("Could not enqueue e-mail %s; send_pending_emails will pick it up", email_id)
         return False
+
+
+def retry_emails(queryset):
+    """Send the pending and failed messages among `queryset` now; returns the ids it took.
+
+    A failed message starts a fresh round of attempts; a pending one just stops waiting. Sent
+    messages, and those a worker is sending right now, are left alone.
+    """
+    retryable = queryset.filter(status__in=[OutgoingEmail.Status.PENDING, OutgoingEmail.Status.FAILED])
+    ids = list(retryable.values_list("pk", flat=True))
+    now = timezone.now()
+    with transaction.atomic():
+        OutgoingEmail.objects.filter(pk__in=ids, status=OutgoingEmail.Status.FAILED).update(
+            status=OutgoingEmail.Status.PENDING, attempts=0, next_attempt_at=now
+        )
+        waiting = OutgoingEmail.objects.filter(pk__in=ids, status=OutgoingEmail.Status.PENDING)
+        waiting.update(next_attempt_at=now)
+        for email_id in ids:
+            transaction.on_commit(lambda email_id=email_id: enqueue_delivery(email_id))
+    return ids

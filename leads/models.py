@@ -210,7 +210,11 @@ class Activity(models.Model):
     class Meta:
         ordering = ["-occurred_at", "-id"]
         verbose_name_plural = "activities"
-        indexes = [models.Index(fields=["lead", "-occurred_at", "-id"], name="activity_timeline")]
+        indexes = [
+            models.Index(fields=["lead", "-occurred_at", "-id"], name="activity_timeline"),
+            # Dashboard and reports: a date range's moves or calls without reading the whole timeline.
+            models.Index(fields=["kind", "occurred_at"], name="activity_kind_time"),
+        ]
 
     def __str__(self):
         return f"{self.get_kind_display()} on {self.lead_id}"
@@ -466,3 +470,108 @@ class OutgoingEmail(models.Model):
 
     def __str__(self):
         return f"{self.subject} to {self.to}"
+
+
+def import_upload_to(instance, filename):
+    return f"imports/{timezone.now():%Y/%m}/{uuid.uuid4().hex}.csv"
+
+
+class ImportJob(models.Model):
+    """One CSV import: the uploaded file, how its columns map to lead fields, and how far it got.
+
+    Each batch commits its leads, its ImportRecord rows and `resume_offset` together, so a worker
+    killed mid-import leaves a job that resumes from the last committed batch without creating
+    any lead twice.
+    """
+
+    class Status(models.TextChoices):
+        MAPPING = "mapping", "Waiting for the column mapping"
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+        REVERTED = "reverted", "Reverted"
+
+    class DuplicateMode(models.TextChoices):
+        SKIP = "skip", "Skip rows that match an existing lead"
+        UPDATE = "update", "Update the existing lead"
+        CREATE = "create", "Create a new lead anyway"
+
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="imports")
+    created_at = models.DateTimeField(default=timezone.now)
+    file = models.FileField(upload_to=import_upload_to, max_length=255)
+    filename = models.CharField(max_length=255)
+    size = models.PositiveBigIntegerField(default=0)
+    # What sniffing found: the text encoding, the delimiter and the header row.
+    encoding = models.CharField(max_length=20, blank=True)
+    delimiter = models.CharField(max_length=1, blank=True)
+    headers = models.JSONField(default=list, blank=True)
+    # {"<column index>": "<lead field>"}; columns left out are ignored.
+    mapping = models.JSONField(default=dict, blank=True)
+    # Values for rows whose source / stage / owner is empty or unknown: {"source": id, ...}.
+    defaults = models.JSONField(default=dict, blank=True)
+    duplicate_mode = models.CharField(max_length=8, choices=DuplicateMode.choices, default=DuplicateMode.SKIP)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.MAPPING)
+    total_rows = models.PositiveIntegerField(null=True, blank=True)
+    rows_done = models.PositiveIntegerField(default=0)
+    created_count = models.PositiveIntegerField(default=0)
+    updated_count = models.PositiveIntegerField(default=0)
+    skipped_count = models.PositiveIntegerField(default=0)
+    failed_count = models.PositiveIntegerField(default=0)
+    # Where the next batch starts: the byte offset in the decoded stream's source and its line.
+    resume_offset = models.PositiveBigIntegerField(default=0)
+    resume_line = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # Touched by the worker after every batch; a running job with an old heartbeat has died.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+    reverted_at = models.DateTimeField(null=True, blank=True)
+    reverted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.filename} ({self.get_status_display()})"
+
+
+class ImportRecord(models.Model):
+    """A lead an import created or updated, with the values it replaced, so it can be reverted."""
+
+    class Action(models.TextChoices):
+        CREATED = "created", "Created"
+        UPDATED = "updated", "Updated"
+
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="records")
+    lead = models.ForeignKey(Lead, on_delete=models.PROTECT, related_name="+")
+    action = models.CharField(max_length=8, choices=Action.choices)
+    line = models.PositiveIntegerField()
+    # For updates: {"field": old value as the timeline shows it}; restored by a revert.
+    old_values = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["job", "action"], name="import_record_by_job")]
+
+    def __str__(self):
+        return f"{self.get_action_display()} lead {self.lead_id} (line {self.line})"
+
+
+class ImportRowError(models.Model):
+    """A row the import refused: the row as it was in the file, its line number and why."""
+
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="row_errors")
+    line = models.PositiveIntegerField()
+    raw = models.JSONField(default=list)
+    reason = models.TextField()
+
+    class Meta:
+        ordering = ["line", "id"]
+        indexes = [models.Index(fields=["job", "line"], name="import_error_by_job")]
+
+    def __str__(self):
+        return f"Line {self.line}: {self.reason}"

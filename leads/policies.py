@@ -173,3 +173,27 @@ def can_view_outgoing_email(user):
 
 def can_retry_outgoing_email(user):
     return is_manager(user)
+
+
+# --- CSV imports (import engine) --------------------------------------------------------------
+
+
+def can_import(user):
+    """Any active user may import; a salesperson's imported leads always become their own."""
+    return _is_active_user(user)
+
+
+def can_view_import(user, job):
+    """Managers see every import; others only their own (its file holds other people's data)."""
+    if not _is_active_user(user):
+        return False
+    return is_manager(user) or job.created_by_id == user.pk
+
+
+def can_cancel_import(user, job):
+    return can_view_import(user, job)
+
+
+def can_revert_import(user, job):
+    """Reverting deletes and rewrites leads in bulk: managers only."""
+    return is_manager(user)

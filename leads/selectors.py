@@ -246,3 +246,29 @@ def board_column_totals(*, leads, stages):
         .annotate(count=Count("pk"), total_value=Sum("value"))
     )
     return {row["stage"]: (row["count"], row["total_value"] or 0) for row in totals}
+
+
+# --- CSV imports (import engine) --------------------------------------------------------------
+
+
+def visible_imports(user):
+    """The import jobs `user` may see (policies.can_view_import as a queryset), newest first."""
+    from leads.models import ImportJob
+    from leads.policies import is_manager
+
+    jobs = ImportJob.objects.select_related("created_by")
+    if is_manager(user):
+        return jobs
+    if user is None or not user.is_authenticated or not user.is_active:
+        return jobs.none()
+    return jobs.filter(created_by=user)
+
+
+def get_visible_import(user, pk):
+    """The import job, or 404 when it does not exist or the user may not see it."""
+    from leads.models import ImportJob
+
+    try:
+        return visible_imports(user).get(pk=int(pk))
+    except (ImportJob.DoesNotExist, ValueError, TypeError, OverflowError):
+        raise Http404("No such import.") from None

@@ -129,3 +129,12 @@ def deliver_due_emails(*, limit=None, now=None):
             logger.exception("Delivering e-mail %s failed unexpectedly", email_id)
             outcomes["error"] += 1
     return outcomes
+
+
+@task()
+def run_import_task(job_id):
+    """The job queue_import enqueues (import engine): imports the CSV batch by batch, resumable."""
+    from leads.imports import run_import
+
+    job = run_import(job_id)
+    return job.status

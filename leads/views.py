@@ -32,7 +32,18 @@ from leads.models import Activity, Lead
 from leads.services import EDITABLE_FIELDS
 
 TIMELINE_PAGE_SIZE = 50
-BOARD_FILTER_PARAMS = ("query", "source", "owner", "stage")
+# dashboard: created_after/created_before, so each dashboard number opens the leads behind it.
+BOARD_FILTER_PARAMS = (
+    "query",
+    "source",
+    "owner",
+    "stage",
+    "created_after",
+    "created_before",
+    # The dashboard links "won in this range" to the leads moved into a won stage in it.
+    "stage_changed_after",
+    "stage_changed_before",
+)
 
 
 # --- small helpers ---------------------------------------------------------------------------

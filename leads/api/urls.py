@@ -7,7 +7,16 @@ from rest_framework.routers import DefaultRouter
 from accounts.api import LogoutView, MeView, TokenRefresh, TokenView
 from leads.api.attachments import LeadAttachmentDownloadView, LeadAttachmentsView, LeadAttachmentView
 from leads.api.follow_ups import FollowUpViewSet
+from leads.api.imports import ImportViewSet  # CSV imports
 from leads.api.public import PublicLeadCreateView
+from leads.api.reports import (  # dashboard and reports
+    AgentPerformanceView,
+    DailySummaryView,
+    DashboardLeadsBySourceView,
+    DashboardLeadsByStageView,
+    DashboardStatsView,
+    DashboardTopSalesView,
+)
 from leads.api.views import LeadViewSet, SourceViewSet, StageViewSet, UserViewSet
 
 
@@ -32,6 +41,8 @@ router.register("sources", SourceViewSet, basename="source")
 router.register("users", UserViewSet, basename="user")
 # Registered before urlpatterns: router.urls is read once, when urlpatterns is built below.
 router.register("follow-ups", FollowUpViewSet, basename="follow-up")
+# CSV imports: /api/imports/ and its start, cancel, revert and errors actions.
+router.register("imports", ImportViewSet, basename="import")
 
 app_name = "api"
 urlpatterns = [
@@ -55,6 +66,21 @@ urlpatterns = [
         r"^leads/(?P<pk>\d+)/attachments/(?P<attachment_id>\d+)/download/?$",
         LeadAttachmentDownloadView.as_view(),
         name="lead-attachment-download",
+    ),
+    # Dashboard and reports: the dashboard's figures with its filters (optional trailing slash).
+    re_path(r"^dashboard/stats/?$", DashboardStatsView.as_view(), name="dashboard-stats"),
+    re_path(
+        r"^dashboard/leads-by-stage/?$", DashboardLeadsByStageView.as_view(), name="dashboard-leads-by-stage"
+    ),
+    re_path(
+        r"^dashboard/leads-by-source/?$",
+        DashboardLeadsBySourceView.as_view(),
+        name="dashboard-leads-by-source",
+    ),
+    re_path(r"^dashboard/top-sales/?$", DashboardTopSalesView.as_view(), name="dashboard-top-sales"),
+    re_path(r"^reports/daily-summary/?$", DailySummaryView.as_view(), name="reports-daily-summary"),
+    re_path(
+        r"^reports/agent-performance/?$", AgentPerformanceView.as_view(), name="reports-agent-performance"
     ),
     # /api/follow-ups/ comes from the router (registered above, with the other viewsets).
     path("", include(router.urls)),

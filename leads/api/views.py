@@ -7,6 +7,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from leads import selectors, services
+from leads.api.exports import LeadExportMixin  # export: GET /api/leads/export/
 from leads.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from leads.api.idempotency import IdempotentPostMixin
 from leads.api.pagination import ActivityPagination, LeadPagination
@@ -92,7 +93,7 @@ class ManagersWrite(permissions.BasePermission):
         responses={204: OpenApiResponse(description="Deleted"), **errors(403, 404, *COMMON)},
     ),
 )
-class LeadViewSet(IdempotentPostMixin, viewsets.GenericViewSet):
+class LeadViewSet(LeadExportMixin, IdempotentPostMixin, viewsets.GenericViewSet):  # export: the mixin
     """Leads the caller may see; every write goes through leads.services, as on the board."""
 
     serializer_class = LeadSerializer

@@ -5,6 +5,8 @@ the status, that a refused request changed nothing, and that an allowed write di
 A route added under /api/ without a row here fails test_every_api_endpoint_is_in_the_matrix.
 """
 
+import csv  # export: reading the CSV export
+import io  # export
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -17,10 +19,20 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.roles import Role
-from leads import services
+from leads import imports, services  # imports: the CSV import rows
 from leads.attachments import add_attachment
 from leads.follow_ups import schedule_follow_up
-from leads.models import Activity, Attachment, FollowUp, IdempotencyKey, Lead, Source, Stage
+from leads.models import (  # ImportJob, ImportRecord: CSV imports
+    Activity,
+    Attachment,
+    FollowUp,
+    IdempotencyKey,
+    ImportJob,
+    ImportRecord,
+    Lead,
+    Source,
+    Stage,
+)
 from leads.tests.api.contract import assert_error
 from leads.tests.factories import DEFAULT_PASSWORD, UserFactory
 
@@ -42,6 +54,7 @@ def S(private, read, write):
 MATRIX = {
     #                               anonymous  owner   other_sales        manager  admin
     ("GET",    "lead-list"):       (401,       200,    200,               200,     200),
+    ("GET",    "lead-export"):     (401,       200,    200,               200,     200),  # export: CSV
     ("POST",   "lead-list"):       (401,       201,    201,               201,     201),
     ("GET",    "lead-detail"):     (401,       200,    S(404, 200, 200),  200,     200),
     ("PUT",    "lead-detail"):     (401,       200,    S(404, 403, 200),  200,     200),
@@ -101,6 +114,23 @@ MATRIX = {
     ("PATCH",  "follow-up-detail"):   (401, 200, S(404, 403, 200),  200, 200),
     ("DELETE", "follow-up-detail"):   (401, 204, S(404, 403, 204),  204, 204),
     ("POST",   "follow-up-complete"): (401, 200, S(404, 403, 200),  200, 200),
+    # CSV imports (whatever LEAD_SHARING says). The import under test was uploaded by the owner:
+    # another salesperson's import is a 404; reverting is for managers, even on your own import.
+    ("GET",    "import-list"):    (401, 200, 200, 200, 200),
+    ("POST",   "import-list"):    (401, 201, 201, 201, 201),
+    ("GET",    "import-detail"):  (401, 200, 404, 200, 200),
+    ("PATCH",  "import-detail"):  (401, 200, 404, 200, 200),
+    ("POST",   "import-start"):   (401, 202, 404, 202, 202),
+    ("POST",   "import-cancel"):  (401, 200, 404, 200, 200),
+    ("POST",   "import-revert"):  (401, 403, 404, 200, 200),
+    ("GET",    "import-errors"):  (401, 200, 404, 200, 200),
+    # Dashboard and reports: everyone signed in; salespeople get their own numbers (test_reports_api).
+    ("GET",    "dashboard-stats"):           (401, 200, 200, 200, 200),
+    ("GET",    "dashboard-leads-by-stage"):  (401, 200, 200, 200, 200),
+    ("GET",    "dashboard-leads-by-source"): (401, 200, 200, 200, 200),
+    ("GET",    "dashboard-top-sales"):       (401, 200, 200, 200, 200),
+    ("GET",    "reports-daily-summary"):     (401, 200, 200, 200, 200),
+    ("GET",    "reports-agent-performance"): (401, 200, 200, 200, 200),
 }
 # fmt: on
 
@@ -222,7 +252,19 @@ def request_for(method, name, world, caller):
         urls |= attachment_urls(world)
     if name in ("follow-up-detail", "follow-up-complete"):
         urls[name] = [matrix_follow_up(world).pk]
+    if name.startswith("import-") and name != "import-list":  # CSV imports
+        urls[name] = [matrix_import(world, finished=name in ("import-revert", "import-errors")).pk]
     url = reverse(f"api:{name}", args=urls.get(name, []))
+    # Dashboard and reports: every filter set, so a refused call is refused with them too.
+    report_queries = {
+        "dashboard-stats": f"?range=custom&start=2026-01-01&end=2026-01-31&source={world.source.pk}",
+        "dashboard-leads-by-stage": f"?range=7d&owner={world.owner.pk}",
+        "dashboard-leads-by-source": "?range=quarter",
+        "dashboard-top-sales": "?range=today&limit=5",
+        "reports-daily-summary": "?date=2026-01-05",
+        "reports-agent-performance": "?start_date=2026-01-01&end_date=2026-01-31",
+    }
+    url += report_queries.get(name, "")
     bodies = {
         ("POST", "lead-list"): {"name": "Nora Newlead", "email": "nora@prospect.example"},
         ("PUT", "lead-detail"): {"first_name": "Mara", "last_name": "Trix", "company": "Renamed Co"},
@@ -251,6 +293,7 @@ def request_for(method, name, world, caller):
         ("PUT", "follow-up-detail"): {"title": "Matrix moved", "due_at": "2030-01-03T09:00:00Z"},
         ("PATCH", "follow-up-detail"): {"title": "Matrix moved"},
         ("POST", "follow-up-complete"): {"outcome": "interested", "duration_minutes": 5},
+        ("PATCH", "import-detail"): {"duplicate_mode": "update"},  # CSV imports
         ("POST", "public_lead_create"): {
             "first_name": "Pat",
             "last_name": "Public",
@@ -263,11 +306,13 @@ def request_for(method, name, world, caller):
         return url, {"refresh": str(RefreshToken.for_user(holder))}
     if (method, name) == ("POST", "lead-attachments"):
         return url, {"file": SimpleUploadedFile("matrix.pdf", b"%PDF-1.4 matrix\n%%EOF\n")}
+    if (method, name) == ("POST", "import-list"):  # CSV imports
+        return url, {"file": SimpleUploadedFile("matrix.csv", MATRIX_CSV, content_type="text/csv")}
     return url, bodies.get((method, name))
 
 
 # Requests whose body is multipart (a file); every other body is JSON.
-MULTIPART = {("POST", "lead-attachments")}
+MULTIPART = {("POST", "lead-attachments"), ("POST", "import-list")}
 
 
 def attachment_urls(world):
@@ -291,6 +336,24 @@ def matrix_follow_up(world):
     return world.follow_up
 
 
+# --- CSV imports ---
+MATRIX_CSV = b"Name,E-mail\nMatrix Row,row@matrix.example\nBroken Row,not-an-email\n"
+
+
+def matrix_import(world, *, finished=False):
+    """The owner's import through the engine: waiting for its mapping, or (finished) run to the end."""
+    attribute = "finished_import" if finished else "import_job"
+    if not hasattr(world, attribute):
+        upload = SimpleUploadedFile("owner.csv", MATRIX_CSV, content_type="text/csv")
+        job = imports.start_upload(actor=world.owner, file=upload)
+        if finished:
+            # queue_import enqueues on commit, which never comes inside this test's transaction.
+            imports.queue_import(job=job, actor=world.owner)
+            job = imports.run_import(job.pk)
+        setattr(world, attribute, job)
+    return getattr(world, attribute)
+
+
 def client_as(user):
     client = APIClient()
     if user is not None:
@@ -309,6 +372,8 @@ def snapshot():
         "attachments": list(Attachment.objects.order_by("pk").values()),
         "follow_ups": list(FollowUp.objects.order_by("pk").values()),
         "blacklisted_tokens": BlacklistedToken.objects.count(),
+        "imports": list(ImportJob.objects.order_by("pk").values()),  # CSV imports
+        "import_records": list(ImportRecord.objects.order_by("pk").values()),
     }
 
 
@@ -387,6 +452,19 @@ def assert_write_happened(method, name, world, caller, body, response):
             done = FollowUp.objects.get(pk=world.follow_up.pk)
             assert done.done_at is not None and done.outcome == "interested"
             assert _new_activity(world, Activity.Kind.FOLLOW_UP_DONE, caller).data["duration_minutes"] == 5
+        case ("POST", "import-list"):  # CSV imports
+            created = ImportJob.objects.get(pk=response.json()["id"])
+            assert (created.created_by, created.filename, created.status) == (caller, "matrix.csv", "mapping")
+        case ("PATCH", "import-detail"):
+            assert ImportJob.objects.get(pk=world.import_job.pk).duplicate_mode == "update"
+        case ("POST", "import-start"):
+            started = ImportJob.objects.get(pk=world.import_job.pk)
+            assert started.status in {"queued", "running", "done"}, started.status
+        case ("POST", "import-cancel"):
+            assert ImportJob.objects.get(pk=world.import_job.pk).status == "cancelled"
+        case ("POST", "import-revert"):
+            reverted = ImportJob.objects.get(pk=world.finished_import.pk)
+            assert reverted.status == "reverted" and reverted.reverted_by == caller
         case _:
             pytest.fail(f"say what a successful {method} {name} writes")
 
@@ -424,6 +502,12 @@ def test_permission_cell(method, name, role, sharing, world, settings):
         listed = {row["id"] for row in response.json()["leads"]}
         sees_lead = expected_status("GET", "lead-detail", role, sharing) == 200
         assert (world.lead.pk in listed) == sees_lead, listed
+    if (method, name) == ("GET", "lead-export") and expected == 200:
+        # export: the CSV holds exactly the leads the detail route would show ("ID" column).
+        rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
+        exported = {int(row["ID"]) for row in rows}
+        sees_lead = expected_status("GET", "lead-detail", role, sharing) == 200
+        assert (world.lead.pk in exported) == sees_lead, exported
 
 
 # The unassigned pool, as a salesperson who does not own the lead sees it: visible under every

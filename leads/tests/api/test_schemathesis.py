@@ -37,7 +37,7 @@ from accounts.roles import Role
 from config.wsgi import application
 from leads import services
 from leads.follow_ups import schedule_follow_up
-from leads.models import FollowUp, Lead, Source, Stage
+from leads.models import FollowUp, ImportJob, Lead, Source, Stage
 from leads.tests.factories import UserFactory
 
 MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "10"))
@@ -62,6 +62,7 @@ LIVE_IDS = {
     "sources": lambda: Source.objects.all(),
     "users": lambda: User.objects.all(),
     "follow-ups": lambda: FollowUp.objects.all(),
+    "imports": lambda: ImportJob.objects.all(),
 }
 
 schema = schemathesis.pytest.from_fixture("api_schema")
