@@ -138,18 +138,9 @@ def lead_resubmitted(*, lead_id, actor_id, payload):
 
 
 def _reassignment_id(lead, payload):
-    """What tells this reassignment from the next one to the same person: its activity, if known."""
-    if payload.get("activity_id"):
-        return payload["activity_id"]
-    activity = (
-        Activity.objects.filter(
-            lead=lead, kind=Activity.Kind.OWNER_CHANGED, data__to_id=payload.get("to_owner")
-        )
-        .order_by("-id")
-        .values_list("pk", flat=True)
-        .first()
-    )
-    return activity or f"v{lead.version}"
+    """What tells this reassignment from the next one to the same person: the owner_changed row
+    services.record_owner_change() names in the event."""
+    return payload.get("activity_id") or f"v{lead.version}"
 
 
 def lead_reassigned(*, lead_id, actor_id, payload):

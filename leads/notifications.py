@@ -94,13 +94,8 @@ def _on_reassigned(lead, actor, payload):
     to_owner = payload.get("to_owner")
     if to_owner is None or to_owner == getattr(actor, "pk", None):
         return
-    # The event carries no id of its own; the timeline row it wrote names it uniquely.
-    activity_id = (
-        Activity.objects.filter(lead=lead, kind=Activity.Kind.OWNER_CHANGED, data__to_id=to_owner)
-        .order_by("-id")
-        .values_list("pk", flat=True)
-        .first()
-    )
+    # The owner_changed row the event names tells this reassignment from the next one.
+    activity_id = payload.get("activity_id")
     by = f" by {actor}" if actor else ""
     notify(
         user=_active_user(to_owner),
