@@ -170,12 +170,7 @@ def import_start(request, pk):
     except ValidationError as exc:
         apply_service_errors(form, exc)
         return _render_detail(request, job, form=form, status=400)
-    job.refresh_from_db()
-    if job.status in (ImportJob.Status.QUEUED, ImportJob.Status.RUNNING):
-        messages.success(request, f"Import of {job.filename} started.")
-    else:
-        # The in-process tasks backend has already run it: "started" would read oddly above "Done".
-        messages.success(request, f"Import of {job.filename}: {job.get_status_display().lower()}.")
+    messages.success(request, f"Import of {job.filename} started.")
     return redirect("leads:import_detail", pk=job.pk)
 
 
