@@ -59,8 +59,18 @@ class _ThreadedImports:
         thread.start()
 
 
+# SQLite's in-memory test database (shared cache, which the live server needs) answers a write
+# that meets another thread's read with "database table is locked" instead of waiting, so a
+# worker thread there fails at random while the page polls. On SQLite the job runs in-process,
+# as with the default tasks backend; PostgreSQL (CI runs both) shows the bar moving.
+THREADED = connection.vendor != "sqlite"
+
+
 @pytest.fixture
 def threaded_imports(monkeypatch, settings):
+    if not THREADED:
+        yield None
+        return
     settings.IMPORT_BATCH_SIZE = 20
     original_batch = imports._run_batch
 
@@ -126,8 +136,9 @@ def test_manager_imports_a_csv_and_downloads_the_error_report(
         page.wait_for_timeout(150)
     assert seen[-1] == 100, seen
     assert seen == sorted(seen), f"the bar went backwards: {seen}"
-    # The job takes at least 15 batches × 0.2 s and the page polls every second: it showed a step between.
-    assert any(0 < value < 100 for value in seen), f"the bar never moved without a reload: {seen}"
+    if THREADED:
+        # At least 15 batches × 0.2 s while the page polls every second: it showed a step between.
+        assert any(0 < value < 100 for value in seen), f"the bar never moved without a reload: {seen}"
     expect(page.locator("#import-progress-text")).to_contain_text(f"{ROWS} of {ROWS} rows")
     expect(page.get_by_role("heading", name="Result")).to_be_visible(timeout=10_000)
 
