@@ -33,3 +33,10 @@ class LeadsConfig(AppConfig):
             sender=get_user_model(),
             dispatch_uid="leads.realtime.reconnect_user_sockets",
         )
+
+        # Lead search on SQLite folds case with Python's str.lower (see leads.search).
+        from django.db.backends.signals import connection_created
+
+        from leads.search import register_sqlite_functions
+
+        connection_created.connect(register_sqlite_functions, dispatch_uid="leads.search.sqlite_functions")
