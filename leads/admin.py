@@ -411,7 +411,8 @@ class LeadAdmin(ServiceAdmin):
     search_fields = ("first_name", "last_name", "email", "phone", "company")
     search_help_text = "Name, e-mail, company or phone digits; every word must match."
     list_select_related = ("stage", "source", "owner")
-    date_hierarchy = "created_at"
+    # No date_hierarchy: its year links come from SELECT DISTINCT date_trunc(...) over every lead
+    # (0.2-0.3 s at a million); the "Created" filter offers the same ranges for free.
     ordering = ("-created_at",)
     paginator = CappedCountPaginator
     show_full_result_count = False

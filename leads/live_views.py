@@ -7,11 +7,11 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_GET
 
 from leads import selectors
-from leads.views import _card_html, filtered_board
+from leads.views import _card_html, counted_board, filtered_board
 
 
-def _columns(leads, shown):
-    totals = selectors.board_column_totals(leads=leads, stages=shown)
+def _columns(leads, shown, counted=None):
+    totals = selectors.board_column_totals(leads=leads, stages=shown, counted=counted)
     columns = {}
     for stage in shown:
         count, value = totals.get(stage.pk, (0, 0))
@@ -28,8 +28,8 @@ def card(request, pk):
     replaces or removes the card. A lead the user may not see (any more) answers 404, still with
     the column totals, so the page can drop the card and keep its counts right.
     """
-    filter_data, _filterset, leads, stages, shown = filtered_board(request)
-    columns = _columns(leads, shown)
+    filter_data, filterset, leads, stages, shown = filtered_board(request)
+    columns = _columns(leads, shown, counted_board(request, filterset))
     try:
         lead = selectors.get_visible_lead(request.user, pk)
     except Http404:

@@ -10,8 +10,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import F, Q, Value
-from django.db.models.functions import Replace
+from django.db.models import F, Q
 from django.utils import timezone
 
 from leads import policies
@@ -19,6 +18,7 @@ from leads.events import announce
 from leads.exceptions import DuplicateLead
 from leads.models import Activity, Attachment, FollowUp, Lead, LeadMerge, Source
 from leads.normalization import phone_digits
+from leads.search import FoldedEndsWith, FoldedExact
 from leads.selectors import visible_leads
 from leads.services import (
     EDITABLE_FIELDS,
@@ -41,8 +41,6 @@ MAX_DUPLICATES = 10
 # Phones match on their last digits: enough to name one number, few enough that a country or
 # trunk prefix written one way on one lead and another way on the other does not matter.
 PHONE_MATCH_DIGITS = 9
-# Stored phones are E.164 when valid; imported ones may still carry this punctuation.
-PHONE_PUNCTUATION = ("+", " ", "-", "(", ")", ".", "/")
 
 
 # --- possible duplicates -------------------------------------------------------------------------
@@ -52,13 +50,6 @@ PHONE_PUNCTUATION = ("+", " ", "-", "(", ")", ".", "/")
 class PossibleDuplicate:
     lead: Lead
     reasons: list = field(default_factory=list)
-
-
-def _digits_only(field_name):
-    expression = F(field_name)
-    for character in PHONE_PUNCTUATION:
-        expression = Replace(expression, Value(character), Value(""))
-    return expression
 
 
 def _email_domain(email):
@@ -72,13 +63,20 @@ def possible_duplicates(lead, *, user):
     digits = phone_digits(lead.phone)[-PHONE_MATCH_DIGITS:]
     candidates = visible_leads(user).exclude(pk=lead.pk)
     rules = []
+    # Folded lookups (leads/search.py) rather than iexact/iendswith: the trigram indexes serve
+    # them, so this panel reads a few index entries instead of every lead on each lead page.
     if first and company:
-        rules.append(Q(first_name__iexact=first, last_name__iexact=last, company__iexact=company))
+        rules.append(
+            Q(FoldedExact(F("first_name"), first))
+            & Q(FoldedExact(F("last_name"), last))
+            & Q(FoldedExact(F("company"), company))
+        )
     if domain and last:
-        rules.append(Q(email__iendswith=f"@{domain}", last_name__iexact=last))
+        rules.append(Q(FoldedEndsWith(F("email"), f"@{domain}")) & Q(FoldedExact(F("last_name"), last)))
     if len(digits) == PHONE_MATCH_DIGITS:
-        candidates = candidates.annotate(phone_digits_only=_digits_only("phone"))
-        rules.append(Q(phone_digits_only__endswith=digits))
+        # Every stored phone is E.164 (leads.normalization.normalize_phone), so its last digits
+        # are its end: `phone LIKE '%digits'`, served by the phone's trigram index.
+        rules.append(Q(phone__endswith=digits))
     if not rules:
         return []
     matches = candidates.filter(reduce(or_, rules)).order_by("-created_at", "-pk")[:MAX_DUPLICATES]

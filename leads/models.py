@@ -132,6 +132,14 @@ class Lead(models.Model):
                 condition=Q(deleted_at__isnull=True),
                 name="lead_source_stage",
             ),
+            # The API list's order; the included keys let a deep page and the counted filters
+            # (stage, source, owner) be found index-only, rows fetched by id (leads/api/pagination.py).
+            models.Index(
+                fields=["-created_at", "-id"],
+                include=["stage", "source", "owner"],
+                condition=Q(deleted_at__isnull=True),
+                name="lead_list_order",
+            ),
         ]
 
     def __str__(self):
@@ -147,6 +155,29 @@ class Lead(models.Model):
     @property
     def is_deleted(self):
         return self.deleted_at is not None
+
+
+class LeadCount(models.Model):
+    """Live leads and their value per (stage, source, owner): exact list counts and board totals
+    without scanning leads_lead. Written only by PostgreSQL triggers (migration 0007): each write
+    adds a delta row, folded together now and then; a count is the SUM over a key's rows."""
+
+    # No cascade, no database constraint: a stage, source or user can only be deleted when no lead
+    # (live or not) refers to it, so its counter rows sum to zero; compaction drops them.
+    stage = models.ForeignKey(Stage, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False)
+    source = models.ForeignKey(Source, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.DO_NOTHING,
+        related_name="+",
+        db_constraint=False,
+    )
+    count = models.BigIntegerField(default=0)
+    value_sum = models.DecimalField(max_digits=20, decimal_places=2, default=0)
+
+    def __str__(self):
+        return f"stage {self.stage_id} source {self.source_id} owner {self.owner_id}: {self.count}"
 
 
 class ActivityQuerySet(models.QuerySet):

@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from leads import policies, selectors, services
+from leads import counts, policies, selectors, services
 from leads.exceptions import StaleLead
 from leads.filters import LeadFilter
 from leads.follow_up_views import follow_up_panel
@@ -97,11 +97,22 @@ def filtered_board(request):
     return filter_data, filterset, leads, stages, shown
 
 
+def counted_board(request, filterset):
+    """The board's filters as lead counters select them (counts.counter_q), or None: a search
+    (or a filter error) needs the leads themselves."""
+    return None if filterset.errors else counts.counter_q(request.user, filterset.active_filters())
+
+
 def _render_board(request, *, quick_add, status=200):
     filter_data, filterset, leads, stages, shown = filtered_board(request)
     chosen_stage = filterset.active_filters().get("stage")
     archived_stage = chosen_stage if chosen_stage is not None and chosen_stage.archived else None
-    columns = selectors.board_columns(leads=leads, stages=shown, column_pages=_column_pages(request.GET))
+    columns = selectors.board_columns(
+        leads=leads,
+        stages=shown,
+        column_pages=_column_pages(request.GET),
+        counted=counted_board(request, filterset),
+    )
     for column in columns:
         _prepare_cards(request.user, column.leads, stages)
     return render(

@@ -10,7 +10,7 @@ from leads import selectors, services
 from leads.api.exports import LeadExportMixin  # export: GET /api/leads/export/
 from leads.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from leads.api.idempotency import IdempotentPostMixin
-from leads.api.pagination import ActivityPagination, LeadPagination
+from leads.api.pagination import ActivityPagination, LeadFilterBackend, LeadPagination
 from leads.api.serializers import (
     ActivityInputSerializer,
     ActivitySerializer,
@@ -98,6 +98,7 @@ class LeadViewSet(LeadExportMixin, IdempotentPostMixin, viewsets.GenericViewSet)
 
     serializer_class = LeadSerializer
     pagination_class = LeadPagination
+    filter_backends = [LeadFilterBackend]  # DjangoFilterBackend, remembering the filters for counts
     filterset_class = LeadFilter
     lookup_value_regex = r"\d+"
 
