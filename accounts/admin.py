@@ -10,6 +10,8 @@ from django.contrib.auth import forms as auth_forms
 from django.core.exceptions import PermissionDenied, ValidationError
 
 from accounts import services
+from accounts.identity import canonical_email
+from accounts.lockout_admin import unlock_logins
 from accounts.models import User
 from accounts.roles import Role
 
@@ -23,8 +25,8 @@ def manages_admins(user):
 
 class EmailCleaningMixin:
     def clean_email(self):
-        # Stored lower-case (User.save), so the unique check must compare lower-case too.
-        return self.cleaned_data["email"].strip().lower()
+        # Stored canonical (User.save), so the unique check must compare the canonical form too.
+        return canonical_email(self.cleaned_data["email"])
 
 
 class UserCreationForm(EmailCleaningMixin, auth_forms.BaseUserCreationForm):
@@ -79,7 +81,7 @@ class UserAdmin(auth_admin.UserAdmin):
     )
     # Deactivating goes through the actions (the services refuse deactivating yourself).
     readonly_fields = ("last_login", "date_joined", "is_active")
-    actions = ("send_invitation", "deactivate", "reactivate")
+    actions = ("send_invitation", "deactivate", "reactivate", unlock_logins)
     list_display = ("email", "first_name", "last_name", "role", "is_active", "last_login")
     list_filter = ("role", "is_active")
     # Also what the lead form's owner autocomplete searches.

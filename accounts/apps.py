@@ -9,6 +9,7 @@ class AccountsConfig(AppConfig):
     name = "accounts"
 
     def ready(self):
+        from accounts import security_log  # noqa: F401  (connects the security log's receivers)
         from accounts.groups import grant_role_permissions
 
         # Permissions for models added by later migrations reach the groups too.

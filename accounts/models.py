@@ -3,7 +3,9 @@
 from django.contrib.auth.models import AbstractUser, Group
 from django.contrib.auth.models import UserManager as DjangoUserManager
 from django.db import models
+from django.utils.crypto import salted_hmac
 
+from accounts.identity import canonical_email
 from accounts.roles import MANAGING_ROLES, ROLE_GROUPS, Role
 
 
@@ -13,7 +15,7 @@ class UserManager(DjangoUserManager):
     def _create_user(self, email, password, **extra_fields):
         if not email:
             raise ValueError("An e-mail address is required")
-        user = self.model(email=self.normalize_email(email).lower(), **extra_fields)
+        user = self.model(email=canonical_email(email), **extra_fields)
         user.set_password(password)
         user.save(using=self._db)
         return user
@@ -23,9 +25,11 @@ class UserManager(DjangoUserManager):
         return self._create_user(email, password, **extra_fields)
 
     def get_by_natural_key(self, username):
-        # Every login door (the login page, JWT, admin) ends here; e-mails are stored lower-case
-        # and phones capitalise the first letter people type.
-        return self.get(email__iexact=(username or "").strip())
+        # Every login door (the login page, JWT, admin, password change) ends here. E-mails are
+        # stored canonical (User.save), so an exact match on the canonical form finds any ASCII
+        # case people type, and exactly the account django-axes counts the attempt against; a
+        # database iexact would not (see accounts.identity).
+        return self.get(email=canonical_email(username if isinstance(username, str) else ""))
 
     def create_superuser(self, email, password=None, **extra_fields):
         extra_fields["role"] = Role.ADMIN
@@ -36,6 +40,9 @@ class User(AbstractUser):
     username = None
     email = models.EmailField("e-mail address", unique=True)
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.SALES)
+    # "Log out everywhere" bumps this; it is part of the session auth hash, so every session
+    # (pages, admin, the live board's socket) made before ends at its next request.
+    session_epoch = models.PositiveIntegerField(default=0, editable=False)
 
     USERNAME_FIELD = "email"
     REQUIRED_FIELDS = ["first_name", "last_name"]
@@ -53,9 +60,17 @@ class User(AbstractUser):
         """Managers and admins run the team: every lead, reassignments, Django admin."""
         return self.is_active and self.role in MANAGING_ROLES
 
+    def _get_session_auth_hash(self, secret=None):
+        # Django's hash of the password, plus the epoch once it moved: epoch 0 gives Django's own
+        # value, so sessions made before this field existed stay valid.
+        key_salt = "django.contrib.auth.models.AbstractBaseUser.get_session_auth_hash"
+        value = self.password if not self.session_epoch else f"{self.password}:{self.session_epoch}"
+        return salted_hmac(key_salt, value, secret=secret, algorithm="sha256").hexdigest()
+
     def save(self, *args, **kwargs):
         # The role is the source of truth; staff and superuser flags follow it.
-        self.email = self.email.lower()
+        # The canonical form (accounts.identity) whatever the door: admin, invites, createsuperuser.
+        self.email = canonical_email(self.email)
         self.is_staff = self.role in MANAGING_ROLES
         self.is_superuser = self.role == Role.ADMIN
         update_fields = kwargs.get("update_fields")

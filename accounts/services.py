@@ -1,16 +1,18 @@
 """Every write to users: invitations, deactivation and reactivation, handing a person's leads on."""
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
+from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
+from accounts.identity import canonical_email
 from accounts.roles import Role
 from leads import mail, policies
 from leads import services as lead_services
@@ -52,7 +54,7 @@ def _require_manager_of(actor, user):
 
 def _cleaned_new_user(*, email, first_name, last_name, role):
     User = get_user_model()
-    email = (email or "").strip().lower()
+    email = canonical_email(email)
     first_name, last_name = (first_name or "").strip(), (last_name or "").strip()
     errors = {}
     if not email:
@@ -108,6 +110,11 @@ def create_user_with_password(*, actor, email, first_name, last_name, role, pass
     """Create a user whose password the admin form set (no invitation); same rules as invite_user."""
     _check_may_grant(actor, role)
     user = _cleaned_new_user(email=email, first_name=first_name, last_name=last_name, role=role)
+    # The admin form checks too; the service checks again so no door sets a weak password.
+    try:
+        password_validation.validate_password(password, user)
+    except ValidationError as exc:
+        raise ValidationError({"password": exc.messages}) from None
     user.set_password(password)
     with transaction.atomic():
         _save_new_user(user)
@@ -166,3 +173,26 @@ def reassign_all_leads(*, actor, from_user, to_user):
         for lead in leads:
             lead_services.reassign_lead(lead=lead, owner=to_user, actor=actor)
     return len(leads)
+
+
+def log_out_everywhere(*, user):
+    """End every session of `user` and stop every refresh token they hold; returns the tokens stopped.
+
+    Sessions: bumping User.session_epoch changes the session auth hash, so each session (and the
+    live board's socket, told to reconnect by the User post_save) fails its next check; no scan
+    of the session table. API: every outstanding refresh token is blacklisted, and access tokens
+    carry the epoch (accounts.jwt), so they stop at once too.
+    """
+    from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+
+    with transaction.atomic():
+        user.session_epoch = F("session_epoch") + 1
+        user.save(update_fields=["session_epoch"])
+        user.refresh_from_db(fields=["session_epoch"])
+        live = OutstandingToken.objects.filter(user=user, expires_at__gt=timezone.now()).exclude(
+            blacklistedtoken__isnull=False
+        )
+        stopped = BlacklistedToken.objects.bulk_create(
+            [BlacklistedToken(token=token) for token in live], ignore_conflicts=True
+        )
+    return len(stopped)

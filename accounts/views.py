@@ -1,7 +1,7 @@
 """The users page (invite, resend, deactivate, reactivate, reassign leads) and the invitation link page."""
 
 from django.contrib import messages
-from django.contrib.auth import get_user_model
+from django.contrib.auth import get_user_model, logout
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts import selectors, services
+from accounts import security_log, selectors, services
 from accounts.forms import InviteForm, ReassignLeadsForm
 from leads import policies
 from leads.forms import apply_service_errors
@@ -140,3 +140,15 @@ class InviteAcceptView(auth_views.PasswordResetConfirmView):
         response = super().form_valid(form)
         messages.success(self.request, f"Welcome, {form.user}: your password is set and you are logged in.")
         return response
+
+
+@login_required
+@require_POST
+def logout_everywhere(request):
+    """The account menu's "Log out everywhere": every session and API token of this user ends."""
+    stopped = services.log_out_everywhere(user=request.user)
+    security_log.log_event("logout_everywhere", request=request, user=request.user, tokens=stopped)
+    logout(request)
+    tokens = f" and {stopped} API token{'s' if stopped != 1 else ''}" if stopped else ""
+    messages.success(request, f"You are logged out on every device and browser{tokens}. Log in again here.")
+    return redirect("login")

@@ -18,6 +18,67 @@ DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
+# --- Production settings (README "Security" > "Production settings") --------------------------
+# Production mode is DEBUG set to a false value in the environment (DEBUG=0): the HTTPS-only
+# defaults below apply there. The test suite (DEBUG unset) and `make run` (DEBUG=1) serve plain
+# http, so they keep Django's development defaults; every value can still be set on its own.
+PRODUCTION = "DEBUG" in env.ENVIRON and not DEBUG
+if PRODUCTION and SECRET_KEY == DEV_SECRET_KEY:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        "DEBUG=0 (production mode) with the public development SECRET_KEY: anyone could forge "
+        "sessions and tokens. Set SECRET_KEY to a long random value of your own, e.g. "
+        "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`."
+    )
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=PRODUCTION)
+# Paths (regular expressions, no leading slash) still answered over http, e.g. a health check.
+SECURE_REDIRECT_EXEMPT = env.list("SECURE_REDIRECT_EXEMPT", default=[])
+# Behind a proxy that terminates TLS: SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO,https. Only
+# set it when the proxy always sets (or strips) that header, or clients could claim https.
+SECURE_PROXY_SSL_HEADER = env.tuple("SECURE_PROXY_SSL_HEADER", default=None) or None
+if SECURE_PROXY_SSL_HEADER is not None and (
+    len(SECURE_PROXY_SSL_HEADER) != 2 or not all(part.strip() for part in SECURE_PROXY_SSL_HEADER)
+):
+    raise environ.ImproperlyConfigured(
+        "SECURE_PROXY_SSL_HEADER must be a header and a value, e.g. HTTP_X_FORWARDED_PROTO,https"
+    )
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=365 * 24 * 3600 if PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=PRODUCTION)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=PRODUCTION)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=PRODUCTION)
+SESSION_COOKIE_HTTPONLY = env.bool("SESSION_COOKIE_HTTPONLY", default=True)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=PRODUCTION)
+# No script of ours reads the CSRF cookie (they send the form's csrfmiddlewaretoken; the API docs
+# get the token rendered into their page), so scripts need not see it in any mode.
+CSRF_COOKIE_HTTPONLY = env.bool("CSRF_COOKIE_HTTPONLY", default=True)
+SECURE_CONTENT_TYPE_NOSNIFF = env.bool("SECURE_CONTENT_TYPE_NOSNIFF", default=True)
+SECURE_REFERRER_POLICY = env.str("SECURE_REFERRER_POLICY", default="same-origin")
+X_FRAME_OPTIONS = env.str("X_FRAME_OPTIONS", default="DENY")
+# Content Security Policy (django-csp) in every mode, so tests and the browser tests see it: our
+# pages load scripts and styles only from our static files, never inline. CSP_REPORT_ONLY=1 sends
+# it as Content-Security-Policy-Report-Only instead (browsers report, block nothing);
+# CSP_REPORT_URI names where browsers post the reports. Only the browsable API's HTML pages
+# widen it (inline styles, for DRF's templates: leads/api/renderers.py); the API docs need nothing.
+_CSP = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        # 'self' covers the live board's same-origin ws:/wss: socket (CSP Level 3, Chromium and Firefox).
+        "connect-src": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "base-uri": ["'self'"],
+        "object-src": ["'none'"],
+        **({"report-uri": env.str("CSP_REPORT_URI")} if env.str("CSP_REPORT_URI", default="") else {}),
+    }
+}
+_csp_report_only = env.bool("CSP_REPORT_ONLY", default=False)
+CONTENT_SECURITY_POLICY = None if _csp_report_only else _CSP
+CONTENT_SECURITY_POLICY_REPORT_ONLY = _CSP if _csp_report_only else None
+
 INSTALLED_APPS = [
     # daphne first: its runserver serves HTTP and WebSockets in development.
     "daphne",
@@ -35,6 +96,8 @@ INSTALLED_APPS = [
     "channels",
     "rest_framework",
     "rest_framework_simplejwt.token_blacklist",
+    # Brute-force protection of every login door (page, JWT, admin); see "Login protection" below.
+    "axes",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "accounts",
@@ -43,13 +106,21 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Near the top, so responses that middleware below answers early carry the policy too.
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # A view that loses the database answers 503 + Retry-After, not a 500 (config/db_outage.py).
+    "config.db_outage.DatabaseOutageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Logs every 401/403 on the leadboard.security logger.
+    "accounts.security_log.DeniedRequestLogMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into our lockout answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -79,6 +150,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Reuse connections between requests instead of paying a connect per request.
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # Behind PgBouncer in transaction mode a cursor cannot outlive its transaction (the CSV
+    # export streams through one): DISABLE_SERVER_SIDE_CURSORS=1 there (README "Deployment").
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env.bool(
+        "DISABLE_SERVER_SIDE_CURSORS", default=False
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"
@@ -88,9 +164,35 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# AxesStandaloneBackend first: it refuses a locked-out login before the password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "leads:board"
 LOGOUT_REDIRECT_URL = "login"
+
+# --- Login protection (django-axes) ------------------------------------------------------------
+# LOGIN_FAILURE_LIMIT failed logins within LOGIN_LOCKOUT_MINUTES lock that e-mail address (from
+# any IP) and, separately, that client IP (for any e-mail), on the login page, /api/auth/token/
+# and the admin login alike. The lock lifts LOGIN_LOCKOUT_MINUTES after the failure that set it
+# (attempts while locked do not extend it); admins clear it sooner in Django admin.
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# A success must not wipe the IP's count: an attacker could interleave logins to their own account.
+AXES_RESET_ON_SUCCESS = False
+AXES_USERNAME_CALLABLE = "accounts.lockout.attempted_email"
+AXES_CLIENT_IP_CALLABLE = "accounts.lockout.client_ip"
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
+# Our leadboard.security logger records logins and lockouts; axes' banner on every command is noise.
+AXES_VERBOSE = False
+# The client IP is REMOTE_ADDR. Behind reverse proxies that append to X-Forwarded-For, set
+# TRUSTED_PROXY_COUNT to how many there are; never set it when clients can reach Django directly,
+# or anyone could pick the IP they are counted under.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
@@ -166,7 +268,8 @@ CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 REDIS_URL = env.str("REDIS_URL", default="")
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        # channels_redis with a blocking read shorter than socket_timeout (see the class).
+        "BACKEND": "config.channel_layers.RedisChannelLayer",
         # Short timeouts: a hung Redis must cost a request a second at most, never hang it.
         "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_connect_timeout": 1, "socket_timeout": 2}]},
     }
@@ -201,7 +304,8 @@ PUBLIC_FORM_RATE = env.str("PUBLIC_FORM_RATE", default="10/hour")
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # JWT first, so an unauthenticated request is answered 401 with WWW-Authenticate.
-        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        # simplejwt's, also refusing access tokens ended by "log out everywhere".
+        "accounts.jwt.EpochJWTAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -215,7 +319,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "leads.api.errors.api_exception_handler",
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
-        "rest_framework.renderers.BrowsableAPIRenderer",
+        # DRF's browsable API, allowed the inline styles its templates use (leads/api/renderers.py).
+        "leads.api.renderers.CSPBrowsableAPIRenderer",
     ],
     "DEFAULT_PARSER_CLASSES": [
         "rest_framework.parsers.JSONParser",
@@ -272,4 +377,6 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # Logins, failed logins, lockouts, logouts and refused requests (accounts/security_log.py).
+    "loggers": {"leadboard.security": {"level": env.str("SECURITY_LOG_LEVEL", default="INFO")}},
 }

@@ -8,6 +8,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
 
+from accounts import security_log
 from leads.models import Lead
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,8 @@ class BoardConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self):
         user = self.scope.get("user")
         if user is None or not user.is_authenticated or not user.is_active:
+            reason = "not signed in" if user is None or not user.is_authenticated else "deactivated"
+            security_log.log_socket_refused(self.scope, reason)
             # Accept, then close with a code the page understands ("sign in again"); a refused
             # handshake would look like a network error and be retried forever.
             await self.accept()

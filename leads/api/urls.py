@@ -1,11 +1,12 @@
 """/api/: leads, stages, sources, users, auth, and the OpenAPI schema with Swagger UI."""
 
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
-from accounts.api import LogoutView, MeView, TokenRefresh, TokenView
+from accounts.api import LogoutAllView, LogoutView, MeView, TokenRefresh, TokenView
 from leads.api.attachments import LeadAttachmentDownloadView, LeadAttachmentsView, LeadAttachmentView
+from leads.api.docs import ApiDocsView  # Swagger UI without inline script or style (CSP)
 from leads.api.follow_ups import FollowUpViewSet
 from leads.api.imports import ImportViewSet  # CSV imports
 from leads.api.public import PublicLeadCreateView
@@ -49,9 +50,10 @@ urlpatterns = [
     path("auth/token/", TokenView.as_view(), name="token"),
     path("auth/token/refresh/", TokenRefresh.as_view(), name="token_refresh"),
     path("auth/logout/", LogoutView.as_view(), name="logout"),
+    path("auth/logout-all/", LogoutAllView.as_view(), name="logout_all"),
     path("auth/me/", MeView.as_view(), name="me"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("docs/", ApiDocsView.as_view(url_name="api:schema"), name="docs"),
     # The public capture form, for sites that post to us: no login.
     path("public/leads/", PublicLeadCreateView.as_view(), name="public_lead_create"),
     # Files on a lead.

@@ -142,10 +142,11 @@ def test_move_confirm_page(sales_client, lead, many_leads, django_assert_max_num
 LEAD_PAGE_QUERIES = {
     # session, user, lead, activity count, live stages (move form), timeline page,
     # sources twice (edit form: required <select> check, then the options), the bell's unread count,
-    # the panels: open follow-ups, files, merges into this lead, possible duplicates
-    "sales": 8 + 1 + 4,
+    # the panels: open follow-ups, files, merges into this lead, possible duplicates;
+    # the timeline's lookup of leads merged into this one
+    "sales": 8 + 1 + 4 + 1,
     # the same, plus active users for the reassign form and for the follow-up assignee menu
-    "manager": 9 + 1 + 4 + 1,
+    "manager": 9 + 1 + 4 + 1 + 1,
 }
 
 

@@ -198,6 +198,8 @@ class Command(BaseCommand):
         for email, first_name, last_name, role in DEMO_USERS:
             user = User.objects.filter(email=email).first()
             if user is None:
+                # The published demo password is set directly, past the password validators: it is
+                # public by design, and this command only runs with DEBUG on or --force (see handle()).
                 user = User.objects.create_user(
                     email=email, password=DEMO_PASSWORD, first_name=first_name, last_name=last_name, role=role
                 )

@@ -88,6 +88,8 @@ MATRIX = {
     ("POST",   "token"):           (200,       200,    200,               200,     200),
     ("POST",   "token_refresh"):   (200,       200,    200,               200,     200),
     ("POST",   "logout"):          (204,       204,    204,               204,     204),
+    # "Log out everywhere" acts on the caller's own sessions and tokens: any signed-in user.
+    ("POST",   "logout_all"):      (401,       204,    204,               204,     204),
     # The schema and Swagger UI are public, so integrators can read them before they have an account.
     ("GET",    "schema"):          (200,       200,    200,               200,     200),
     ("GET",    "docs"):            (200,       200,    200,               200,     200),
@@ -425,6 +427,10 @@ def assert_write_happened(method, name, world, caller, body, response):
             assert BlacklistedToken.objects.filter(token__token=body["refresh"]).exists()
         case ("POST", "logout"):
             assert BlacklistedToken.objects.filter(token__token=body["refresh"]).exists()
+        case ("POST", "logout_all"):
+            caller.refresh_from_db()
+            assert caller.session_epoch == 1
+            assert BlacklistedToken.objects.filter(token__user=caller).exists()
         case ("POST", "public_lead_create"):
             assert response.json() == {"status": "received"}
             captured = Lead.objects.get(email="pat@prospect.example")

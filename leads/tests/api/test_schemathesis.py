@@ -27,6 +27,8 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    ignored_auth,
+    negative_data_rejection,
     response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
@@ -46,13 +48,48 @@ MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "10"))
 COVERAGE = os.environ.get("SCHEMATHESIS_COVERAGE", "") not in ("", "0")
 SEED = 20240611
 ROLES = ("anonymous", "sales", "manager", "admin")
-# No 5xx, and every answer is one the schema documents: status code, content type, headers, body.
+
+
+def our_error_shape(ctx, response, case):
+    """Every 4xx with a JSON body is the one error shape: {"error": {"code", "message", "fields"}}.
+
+    The schema documents it too, but a documented shape can be loose (an extra key, a field
+    that is not a list); this is what integrators parse.
+    """
+    # schemathesis keeps headers with lower-case names and list values.
+    if not 400 <= response.status_code < 500 or "json" not in response.headers.get("content-type", [""])[0]:
+        return None
+    body = response.json()
+    assert isinstance(body, dict) and set(body) == {"error"}, f"not the error shape: {body!r:.300}"
+    error = body["error"]
+    assert {"code", "message", "fields"} <= set(error), f"error lacks code/message/fields: {error!r:.300}"
+    assert (
+        isinstance(error["code"], str)
+        and error["code"]
+        and isinstance(error["message"], str)
+        and error["message"]
+    )
+    assert isinstance(error["fields"], dict), f"fields is not an object: {error!r:.300}"
+    for name, messages in error["fields"].items():
+        assert isinstance(messages, list) and all(isinstance(m, str) and m for m in messages), (
+            name,
+            messages,
+        )
+    return None
+
+
+# No 5xx; every answer is one the schema documents (status code, content type, headers, body);
+# every 4xx in our error shape; invalid data (negative generation mode) refused with a 4xx; and
+# an operation that needs a login refuses the same request without credentials.
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
     content_type_conformance,
     response_headers_conformance,
     response_schema_conformance,
+    our_error_shape,
+    negative_data_rejection,
+    ignored_auth,
 ]
 # Rows the fuzzed /{id}/ routes may be pointed at, per collection, read when each case is sent
 # (deletes and archives during the run take rows out).

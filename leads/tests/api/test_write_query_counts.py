@@ -231,8 +231,9 @@ def test_me(as_sales, sales, many_leads, django_assert_max_num_queries):
 
 
 def test_log_in(api, sales, many_leads, django_assert_max_num_queries):
-    # user by e-mail, insert outstanding token, update last_login, role groups, clear role group membership
-    with django_assert_max_num_queries(5):
+    # user by e-mail, insert outstanding token, update last_login, role groups, clear role group membership;
+    # django-axes: failures so far (per e-mail and per IP; the lockout check), expired attempts cleared
+    with django_assert_max_num_queries(7):
         response = api.post(
             "/api/auth/token/", {"email": sales.email, "password": DEFAULT_PASSWORD}, format="json"
         )
@@ -254,8 +255,8 @@ def test_refresh(api, sales, many_leads, django_assert_max_num_queries):
 
 def test_log_out(api, sales, many_leads, django_assert_max_num_queries):
     refresh = RefreshToken.for_user(sales)
-    # blacklisted?, user, token, its blacklist row, (blacklist it)
-    with django_assert_max_num_queries(7):
+    # blacklisted?, user, token, its blacklist row, (blacklist it), the user for the security log
+    with django_assert_max_num_queries(8):
         response = api.post("/api/auth/logout/", {"refresh": str(refresh)}, format="json")
     assert response.status_code == 204, response.content[:500]
     assert BlacklistedToken.objects.filter(token__jti=refresh["jti"]).exists()

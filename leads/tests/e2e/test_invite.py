@@ -54,7 +54,7 @@ def test_manager_invites_and_the_invitee_sets_a_password_and_logs_in(
     expect(invitee_page.locator(".who")).to_contain_text("Ivy Invitee")
 
     # The link worked once; afterwards it says so, and the new password logs in.
-    invitee_page.get_by_role("button", name="Log out").click()
+    invitee_page.get_by_role("button", name="Log out", exact=True).click()
     invitee_page.goto(link)
     expect(invitee_page.get_by_role("alert")).to_contain_text("expired or has already been used")
     login(invitee_page, live_server, "ivy@example.com", INVITEE_PASSWORD)

@@ -40,4 +40,37 @@ def test_correct_login_lands_on_the_board(page, live_server, demo_users, login):
     login(page, live_server, "sales@example.com")
 
     expect(page).to_have_url(re.compile(r"/board/$"))
-    expect(page.get_by_role("button", name="Log out")).to_be_visible()
+    expect(page.get_by_role("button", name="Log out", exact=True)).to_be_visible()
+
+
+def test_too_many_wrong_passwords_lock_the_account_with_a_clear_message(
+    page, live_server, demo_users, settings
+):
+    settings.AXES_FAILURE_LIMIT = 3
+    for _ in range(3):
+        page.goto(f"{live_server.url}/accounts/login/")
+        page.get_by_label("E-mail").fill("Sales@Example.com")
+        page.get_by_label("Password").fill("not-the-password")
+        page.get_by_role("button", name="Log in").click()
+
+    expect(page.get_by_role("alert")).to_contain_text("Too many failed attempts")
+    expect(page.get_by_role("alert")).to_contain_text("ask an administrator")
+
+    # Locked: even the right password is refused until the cool-off ends or an admin unlocks.
+    page.get_by_label("Password").fill("leadboard-demo")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("alert")).to_contain_text("Too many failed attempts")
+
+
+def test_log_out_everywhere_ends_the_other_browsers_session(page, browser, live_server, demo_users, login):
+    other = browser.new_context().new_page()
+    login(other, live_server, "sales@example.com")
+    login(page, live_server, "sales@example.com")
+
+    page.get_by_role("button", name="Log out everywhere").click()
+
+    expect(page).to_have_url(re.compile(r"/accounts/login/$"))
+    expect(page.get_by_role("status")).to_contain_text("logged out on every device")
+    other.goto(f"{live_server.url}/board/")
+    expect(other).to_have_url(re.compile(r"/accounts/login/"))
+    other.context.close()
