@@ -53,6 +53,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from leads import policies
+from leads.attachments import safe_filename
 from leads.events import announce
 from leads.models import Activity, ImportJob, ImportRecord, ImportRowError, Lead, Source, Stage
 from leads.normalization import normalize_email, normalize_phone, split_full_name
@@ -255,7 +256,9 @@ def start_upload(*, actor, file) -> ImportJob:
     sample = file.read(MAX_HEADER_BYTES + 4)
     encoding, delimiter, headers = sniff(sample, complete=len(sample) >= size)
     file.seek(0)
-    filename = (getattr(file, "name", "") or "import.csv").rsplit("/", 1)[-1][:255]
+    # The name is only shown (the file is stored at a random path): the attachments' sanitiser
+    # drops directories, control and bidi characters, and caps the length, as for any upload.
+    filename = safe_filename(getattr(file, "name", "") or "import.csv")
     job = ImportJob(
         created_by=actor,
         filename=filename,
@@ -398,6 +401,10 @@ def _fast_phone(raw):
     if not digits.isdigit() or not 8 <= len(digits) <= 15:
         return None
     if value[0] == "+":
+        if digits[0] == "0":
+            # No country code starts with 0: parse refuses "+0…", so this must not read
+            # "+063…" as +63 (found by hypothesis, leads/tests/test_properties.py).
+            return None
         for length in (1, 2, 3):
             country_code = int(digits[:length])
             if country_code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
@@ -1171,6 +1178,9 @@ def _write_rows(ctx, planned):
                 "source": item.values["source"].name,
                 "stage": item.values["stage"].name,
                 "owner": str(item.values["owner"]) if item.values["owner"] else None,
+                # For manage.py check_integrity: names change, ids do not.
+                "stage_id": item.values["stage"].pk,
+                "owner_id": item.values["owner"].pk if item.values["owner"] else None,
             }
             if item.note:
                 data["note"] = item.note

@@ -42,11 +42,17 @@ _UNSET = object()
 
 def _locked(lead):
     """The lead as it is in the database now, locked until the transaction ends."""
-    return (
-        Lead.objects.select_for_update(of=("self",))
-        .select_related("stage", "source", "owner")
-        .get(pk=lead.pk)
-    )
+    joined = Lead.objects.select_for_update(of=("self",)).select_related("stage", "source", "owner")
+    try:
+        return joined.get(pk=lead.pk)
+    except Lead.DoesNotExist:
+        # After waiting for a concurrent writer, PostgreSQL re-checks the locked row against the
+        # stage/source/owner rows it read before waiting: if that writer changed the stage or
+        # owner, the join no longer matches and the lead seems gone. Lock the row alone, then
+        # read it afresh; a lead that really does not exist still raises DoesNotExist.
+        if not Lead.objects.select_for_update().filter(pk=lead.pk).exists():
+            raise
+        return Lead.objects.select_related("stage", "source", "owner").get(pk=lead.pk)
 
 
 def _check_version(current, expected_version):
@@ -260,7 +266,15 @@ def create_lead(
             lead=lead,
             actor=actor,
             kind=Activity.Kind.CREATED,
-            data={"source": source.name, "stage": stage.name, "owner": str(owner) if owner else None},
+            data={
+                "source": source.name,
+                "stage": stage.name,
+                "owner": str(owner) if owner else None,
+                # Ids as well as names: manage.py check_integrity compares them with the lead, and
+                # names change (a renamed stage, a user's new surname).
+                "stage_id": stage.pk,
+                "owner_id": owner.pk if owner else None,
+            },
             occurred_at=now,
         )
         announce("lead.created", lead=lead, actor=actor)

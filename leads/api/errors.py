@@ -1,6 +1,7 @@
 """One error shape for every API failure: {"error": {"code", "message", "fields"}}."""
 
 import logging
+import sys
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -10,6 +11,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+from config.db_outage import RETRY_AFTER_SECONDS, is_database_outage, unavailable_body, unavailable_response
 from leads.exceptions import DuplicateLead, StaleLead
 
 logger = logging.getLogger("leadboard.api")
@@ -68,6 +70,14 @@ def _domain_error(exc, context):
 
 
 def api_exception_handler(exc, context):
+    if is_database_outage(exc):
+        # The database went away mid-request: its transaction is gone with the connection.
+        logger.error("Database unavailable", exc_info=exc)
+        return Response(
+            unavailable_body(),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS), "Cache-Control": "no-store"},
+        )
     response = _domain_error(exc, context)
     if response is not None:
         return response
@@ -123,6 +133,9 @@ def not_found(request, exception=None):
 
 
 def server_error(request):
+    # A middleware (sessions, auth) that hit a dead database fails before any view: still a 503.
+    if is_database_outage(sys.exc_info()[1]):
+        return unavailable_response(request)
     if _is_api(request):
         return JsonResponse(error_body("server_error", SERVER_ERROR_MESSAGE), status=500)
     return defaults.server_error(request)

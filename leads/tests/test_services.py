@@ -105,7 +105,13 @@ class TestCreateLead:
         assert stored.created_by == sales
         created = the_activity(lead, Activity.Kind.CREATED)
         assert created.actor == sales
-        assert created.data == {"source": "Manual", "stage": "New Lead", "owner": str(sales)}
+        assert created.data == {
+            "source": "Manual",
+            "stage": "New Lead",
+            "owner": str(sales),
+            "stage_id": created.lead.stage_id,
+            "owner_id": sales.pk,
+        }
         assert announced == [("lead.created", lead.pk, sales.pk, {})]
 
     def test_rolled_back_creation_is_not_announced(
