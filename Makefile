@@ -15,13 +15,15 @@ PYTEST_E2E = DJANGO_ALLOW_ASYNC_UNSAFE=true $(PYTHON) -m pytest -m e2e \
 	--screenshot only-on-failure --output test-results $(PYTEST_ARGS)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test test-unit test-e2e fuzz lint check clean
+.PHONY: help venv run test test-unit test-e2e fuzz loadtest lint check clean backup-drill
 
 help:
 	@echo "make run    create .venv, migrate, seed the demo and serve http://127.0.0.1:8000"
 	@echo "make test   the whole suite: pytest -m 'not e2e', then the browser tests (pytest -m e2e)"
 	@echo "make test-unit / make test-e2e   one of the two invocations"
-	@echo "make fuzz   a long schemathesis run over the API (about 6 minutes)"
+	@echo "make fuzz   a long schemathesis run over the API, then the property tests at 5,000 examples (about 16 minutes)"
+	@echo "make loadtest   gunicorn (production settings) on seeded PostgreSQL under wrk (about 4 minutes)"
+	@echo "make backup-drill   back up a seeded PostgreSQL database + media, restore, check_integrity both"
 	@echo "make lint   ruff check and ruff format --check"
 	@echo "make check  manage.py check and makemigrations --check"
 
@@ -67,8 +69,24 @@ test-e2e: venv
 
 # A longer schemathesis hunt than CI's (10 examples per operation and role): some bugs, like
 # out-of-range time zone offsets, only showed up at 100. About 6 minutes.
+# Then the property tests (leads/tests/test_properties.py) at 5,000 random examples each
+# instead of CI's 200: about 10 minutes more.
 fuzz: venv
 	SCHEMATHESIS_MAX_EXAMPLES=100 SCHEMATHESIS_COVERAGE=1 $(PYTHON) -m pytest leads/tests/api/test_schemathesis.py $(PYTEST_ARGS)
+	HYPOTHESIS_PROFILE=long $(PYTHON) -m pytest leads/tests/test_properties.py $(PYTEST_ARGS)
+
+# gunicorn as the Procfile runs it (DEBUG=0) on 127.0.0.1 against a PostgreSQL scratch database
+# seeded with 100,000 bench leads, driven by wrk at 8, 32 and 64 connections; prints the table.
+# LOADTEST_DATABASE_URL picks the database (name ending in _bench); LOADTEST_ARGS adds options,
+# e.g. `make loadtest LOADTEST_ARGS="--reuse --duration 60"` (see scripts/loadtest.py --help).
+LOADTEST_ARGS ?=
+loadtest: venv
+	$(PYTHON) scripts/loadtest.py $(LOADTEST_ARGS)
+
+# Seed a PostgreSQL database, back it up (pg_dump -Fc + media tar), restore into a fresh database and
+# folder, run check_integrity on both and compare row counts (PG_HOST, DRILL_DB; see README "Backups").
+backup-drill: venv
+	bash scripts/backup_restore_drill.sh
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -26,6 +26,7 @@ from django.db.models import Q
 
 from accounts.models import User
 from accounts.roles import Role
+from leads.activity_guard import activity_purge
 from leads.management.commands.seed_demo import COMPANIES, FIRST_NAMES, LAST_NAMES, TITLES
 from leads.models import (
     Activity,
@@ -404,7 +405,8 @@ class Command(BaseCommand):
         people; a benchmark's scratch leads are not anybody's history)."""
         for start in range(0, len(lead_ids), 20_000):
             chunk = lead_ids[start : start + 20_000]
-            with transaction.atomic():
+            # Scratch leads' timelines go with them: the one exception the database's guard allows.
+            with transaction.atomic(), activity_purge(connection):
                 for relation in Lead._meta.get_fields(include_hidden=True):
                     # Reverse foreign keys, including those hidden by related_name="+".
                     if not (relation.auto_created and not relation.concrete and relation.one_to_many):
@@ -437,7 +439,8 @@ class Command(BaseCommand):
         lead_ids = self._bench_lead_ids()
         self._delete_jobs()
         self._delete_leads(lead_ids)
-        Activity._base_manager.filter(actor__in=users)._raw_delete(connection.alias)
+        with transaction.atomic(), activity_purge(connection):
+            Activity._base_manager.filter(actor__in=users)._raw_delete(connection.alias)
         Notification.objects.filter(user__in=users).delete()
         OutgoingEmail.objects.filter(to__endswith=f"@{BENCH_DOMAIN}").delete()
         users.delete()
