@@ -11,6 +11,7 @@ from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html_join
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -204,11 +205,31 @@ def _prepare_cards(user, leads, stages, *, badges=True):
     if badges:
         _fill_card_badges(leads)
     now = timezone.now()
+    menus = {}
     for lead in leads:
         lead.movable = policies.can_edit(user, lead)
         lead.suggested_stage_id = following.get(lead.stage_id)
+        if lead.movable:
+            if lead.stage_id not in menus:
+                menus[lead.stage_id] = _move_menu(stages, lead.stage_id, lead.suggested_stage_id)
+            lead.move_menu = menus[lead.stage_id]
         if badges:
             lead.follow_up_overdue, lead.is_stale = selectors.card_badges(lead, now)
+
+
+def _move_menu(stages, current_stage_id, suggested_stage_id):
+    """A card's stage <option>s. Every card of a column has the same menu, so it is built once
+    per stage rather than by each of the board's 150 cards looping over the stages in the
+    template (a third of the board's rendering time at a million leads)."""
+    return format_html_join(
+        "",
+        '<option value="{}" data-kind="{}"{}>{}</option>',
+        (
+            (stage.pk, stage.kind, " selected" if stage.pk == suggested_stage_id else "", stage.name)
+            for stage in stages
+            if stage.pk != current_stage_id
+        ),
+    )
 
 
 def _fill_card_badges(leads):

@@ -67,7 +67,9 @@ SELECT
     CASE WHEN r_value < 0.2 THEN 'low' WHEN r_value < 0.8 THEN 'normal' ELSE 'high' END,
     CASE WHEN random() < 0.15 THEN 'Asked for a demo; call back after the budget review.' ELSE '' END,
     %(creator)s, created, created + (now() - created) * r_moved, 1,
-    CASE WHEN r_deleted < 0.02 AND g > 1 THEN now() - interval '1 day' * 30 * random() END
+    -- Never a rare-surname lead: a small run has one, and the rare-term search must find it.
+    CASE WHEN r_deleted < 0.02 AND g > 1 AND g %% %(rare_every)s <> 7
+         THEN now() - interval '1 day' * 30 * random() END
 FROM (
     SELECT g,
            1 + floor(cardinality(%(first)s::text[]) * power(random(), 1.6))::int AS fi,
