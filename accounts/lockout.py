@@ -119,6 +119,11 @@ def lockout_response(request, original_response=None, credentials=None):
     """
     from leads.api.errors import error_body
 
+    # axes 8.3.1's middleware, under ASGI (uvicorn in production, daphne in `make run`), calls
+    # this as (request, credentials), without the page the login view rendered: a locked login
+    # was a 500 there. Then the plain lockout page answers, with the same message.
+    if isinstance(original_response, dict):
+        original_response, credentials = None, original_response
     message = lockout_message(request, credentials)
     retry_after = str(retry_after_seconds(request, credentials))
     if request.path.startswith("/api/"):

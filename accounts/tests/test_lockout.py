@@ -251,3 +251,19 @@ class TestClientIp:
         )
 
         assert AccessAttempt.objects.get().ip_address == "203.0.113.7"
+
+
+def test_a_locked_login_under_asgi_answers_the_lockout_page_not_a_500(sales):
+    # The ASGI handler (uvicorn, daphne) takes axes' async path, which calls the lockout
+    # callable without the rendered page; WSGI test clients never see that path.
+    from asgiref.sync import async_to_sync
+    from django.test import AsyncClient
+
+    asgi = AsyncClient(raise_request_exception=False)
+    for _ in range(LIMIT):
+        response = async_to_sync(asgi.post)(
+            LOGIN, {"username": sales.email, "password": "not-the-password"}, REMOTE_ADDR="198.51.100.9"
+        )
+    assert response.status_code == 429
+    assert "Too many failed attempts" in response.content.decode()
+    assert int(response["Retry-After"]) > 0
