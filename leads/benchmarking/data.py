@@ -9,6 +9,7 @@ from django.db import connection, transaction
 from accounts.models import User
 from accounts.roles import Role
 from leads.activity_guard import activity_purge
+from leads.benchmarking import indexes
 from leads.management.commands.seed_demo import COMPANIES, FIRST_NAMES, LAST_NAMES, TITLES
 from leads.models import Lead, Source, Stage
 
@@ -268,23 +269,10 @@ class Generator:
         return round(time.perf_counter() - started, 2), steps
 
     def set_indexes_aside(self, cursor):
-        # Building an index once is far faster than updating it row by row: drop the secondary
-        # indexes (their definitions are kept) and rebuild them after the inserts, as bench_dashboard.
-        cursor.execute(
-            "SELECT i.indexname, i.indexdef FROM pg_indexes i"
-            " WHERE i.schemaname = current_schema() AND i.tablename = ANY(%s)"
-            " AND NOT EXISTS (SELECT 1 FROM pg_constraint c"
-            " WHERE c.conindid = (quote_ident(i.indexname))::regclass)",
-            [list(BENCH_TABLES)],
-        )
-        self.indexes_aside = cursor.fetchall()
-        for name, _ in self.indexes_aside:
-            cursor.execute(f'DROP INDEX "{name}"')
+        self.indexes_aside = indexes.set_indexes_aside(cursor, BENCH_TABLES)
 
     def rebuild_indexes(self, cursor):
-        cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")
-        for _, definition in self.indexes_aside:
-            cursor.execute(definition)
+        indexes.rebuild_indexes(cursor, self.indexes_aside)
 
     def remove(self, cursor):
         bench = "SELECT id FROM leads_lead WHERE created_by_id = %s"

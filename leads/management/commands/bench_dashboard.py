@@ -15,6 +15,7 @@ from accounts.models import User
 from accounts.roles import Role
 from leads import counts, reports
 from leads.activity_guard import activity_purge
+from leads.benchmarking import indexes
 from leads.models import Lead, Source, Stage
 
 BENCH_EMAIL_DOMAIN = "bench.example"
@@ -226,22 +227,10 @@ class Command(BaseCommand):
         )
 
     def set_indexes_aside(self, cursor):
-        cursor.execute(
-            "SELECT i.indexname, i.indexdef FROM pg_indexes i"
-            " WHERE i.schemaname = current_schema() AND i.tablename = ANY(%s)"
-            # Indexes behind a constraint (primary keys) stay: the rows need them.
-            " AND NOT EXISTS (SELECT 1 FROM pg_constraint c"
-            " WHERE c.conindid = (quote_ident(i.indexname))::regclass)",
-            [list(BENCH_TABLES)],
-        )
-        self.indexes_aside = cursor.fetchall()
-        for name, _ in self.indexes_aside:
-            cursor.execute(f'DROP INDEX "{name}"')
+        self.indexes_aside = indexes.set_indexes_aside(cursor, BENCH_TABLES)
 
     def rebuild_indexes(self, cursor):
-        cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")
-        for _, definition in self.indexes_aside:
-            cursor.execute(definition)
+        indexes.rebuild_indexes(cursor, self.indexes_aside)
 
     def remove_bench_rows(self, cursor):
         bench = f"SELECT id FROM leads_lead WHERE email LIKE '%%@{BENCH_EMAIL_DOMAIN}'"
