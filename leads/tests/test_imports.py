@@ -2,6 +2,7 @@
 
 import csv
 import io
+import threading
 from datetime import timedelta
 from decimal import Decimal
 
@@ -617,3 +618,58 @@ def test_a_concurrent_writer_makes_the_batch_fall_back_to_row_by_row(manager, mo
     assert report(job)[1][-2:] == [3, "Another lead took this e-mail or phone while importing."]
     assert Lead.objects.filter(email__in=["ada@example.com", "bob@example.com"]).count() == 2
     assert ImportRecord.objects.filter(job=job).count() == 2
+
+
+def _reader_threads(job):
+    return [thread for thread in threading.enumerate() if thread.name == f"import-{job.pk}-reader"]
+
+
+def test_a_failure_reading_ahead_fails_the_job_keeping_committed_batches(manager, settings, monkeypatch):
+    # Rows are read and cleaned in a thread ahead of the writer (imports._Prefetch): an error
+    # there must end the job as FAILED, with its reason, after the batches before it committed.
+    settings.IMPORT_BATCH_SIZE = 10
+    job = upload(manager, HEADER + rows(35))
+    imports.configure_import(
+        job=job, actor=manager, mapping=job.mapping, defaults={}, duplicate_mode="create"
+    )
+    ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.QUEUED)
+    real_cleaned = imports._cleaned
+
+    def break_at_row_15(ctx, record):
+        if record.index == 15:
+            raise RuntimeError("disk went away")
+        return real_cleaned(ctx, record)
+
+    monkeypatch.setattr(imports, "_cleaned", break_at_row_15)
+    job = imports.run_import(job.pk)
+    assert job.status == ImportJob.Status.FAILED
+    assert "RuntimeError: disk went away" in job.error
+    assert (job.rows_done, job.created_count, Lead.objects.count()) == (10, 10, 10)
+    assert not _reader_threads(job)
+
+
+def test_the_reader_thread_ends_with_the_writer_however_it_ends(manager, settings, monkeypatch):
+    settings.IMPORT_BATCH_SIZE = 5
+    job = upload(manager, HEADER + rows(40))
+    imports.configure_import(
+        job=job, actor=manager, mapping=job.mapping, defaults={}, duplicate_mode="create"
+    )
+    ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.QUEUED)
+    real_write_job = imports._write_job
+
+    calls = []
+
+    def killed_after_one_batch(*args, **kwargs):
+        if calls:  # the second batch: its transaction rolls back, the first one stays
+            raise SystemExit("worker killed")
+        calls.append(1)
+        return real_write_job(*args, **kwargs)
+
+    monkeypatch.setattr(imports, "_write_job", killed_after_one_batch)
+    with pytest.raises(SystemExit):
+        imports.run_import(job.pk)
+    # The reader had batches queued ahead (it was blocked on the full queue): it is gone too.
+    assert not _reader_threads(job)
+    job.refresh_from_db()
+    assert job.resume_offset > 0  # progress in bytes is the committed batch's, kept with it
+    assert job.rows_done == 5
