@@ -223,7 +223,9 @@ class Activity(models.Model):
         WRONG_NUMBER = "wrong_number", "Wrong number"
         CALL_BACK = "call_back", "Asked to call back"
 
-    lead = models.ForeignKey(Lead, on_delete=models.PROTECT, related_name="activities")
+    # No index of its own: activity_timeline starts with lead_id and serves every lookup by lead
+    # (a second index cost every timeline write, imports' most of all).
+    lead = models.ForeignKey(Lead, on_delete=models.PROTECT, related_name="activities", db_index=False)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -578,7 +580,9 @@ class ImportRecord(models.Model):
         CREATED = "created", "Created"
         UPDATED = "updated", "Updated"
 
-    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="records")
+    job = models.ForeignKey(  # indexed by import_record_by_job, which starts with it
+        ImportJob, on_delete=models.CASCADE, related_name="records", db_index=False
+    )
     lead = models.ForeignKey(Lead, on_delete=models.PROTECT, related_name="+")
     action = models.CharField(max_length=8, choices=Action.choices)
     line = models.PositiveIntegerField()
@@ -595,7 +599,9 @@ class ImportRecord(models.Model):
 class ImportRowError(models.Model):
     """A row the import refused: the row as it was in the file, its line number and why."""
 
-    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="row_errors")
+    job = models.ForeignKey(  # indexed by import_error_by_job, which starts with it
+        ImportJob, on_delete=models.CASCADE, related_name="row_errors", db_index=False
+    )
     line = models.PositiveIntegerField()
     raw = models.JSONField(default=list)
     reason = models.TextField()
