@@ -52,7 +52,7 @@ def test_generated_file_is_deterministic_and_realistic(tmp_path):
 
 @pytest.mark.django_db
 @on_postgresql
-def test_tiny_run_prints_copy_ours_and_peer_and_cleans_up(tmp_path, capsys):
+def test_tiny_run_prints_copy_floor_ours_and_peer_and_cleans_up(tmp_path, capsys):
     report_path = tmp_path / "bench.json"
     call_command(
         "bench_import",
@@ -61,6 +61,7 @@ def test_tiny_run_prints_copy_ours_and_peer_and_cleans_up(tmp_path, capsys):
     )
     out = capsys.readouterr().out
     assert re.search(r"PostgreSQL COPY.*\d", out)
+    assert re.search(r"COPY of cleaned rows, lead tables.*\d", out)
     assert re.search(r"Leadboard import.*\d", out)
     assert re.search(r"django-import-export.*\d", out)
     assert "extrapolated" in out and "validates less" in out
@@ -68,7 +69,9 @@ def test_tiny_run_prints_copy_ours_and_peer_and_cleans_up(tmp_path, capsys):
     (run,) = report["runs"]
     assert run["ours"]["created"] > 200 and run["ours"]["failed"] > 0
     assert run["peer"]["rows"] == 100
-    assert all(run[name]["rows_per_second"] > 0 for name in ("copy", "ours", "peer"))
+    assert all(run[name]["rows_per_second"] > 0 for name in ("copy", "floor", "ours", "peer"))
+    # The floor writes the leads our import creates: the same number, then rolled back.
+    assert run["floor"]["leads"] == run["ours"]["created"]
     # Nothing the benchmark made is left behind.
     assert not User.objects.filter(email__endswith=BENCH_DOMAIN).exists()
     assert not Lead.objects.filter(email__contains=BENCH_DOMAIN).exists()
