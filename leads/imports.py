@@ -1119,7 +1119,13 @@ class _Prefetch:
 
     def __iter__(self):
         while True:
-            kind, value = self.queue.get()
+            try:
+                kind, value = self.queue.get(timeout=1)
+            except queue.Empty:
+                if self.thread.is_alive() or not self.queue.empty():
+                    continue
+                # Gone without a word (it reports every exception): never wait for it for ever.
+                raise RuntimeError("The import's reader thread stopped unexpectedly.") from None
             if kind == "batch":
                 yield value
             elif kind == "error":
@@ -1165,7 +1171,7 @@ class _Prefetch:
                 if not self._put(("batch", batch)):
                     return
             self._put(("end", None))
-        except Exception as exc:  # handed to the writer, which fails the job with it
+        except BaseException as exc:  # handed to the writer, which fails the job with it
             self._put(("error", exc))
         finally:
             records.close()
