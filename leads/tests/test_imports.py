@@ -29,13 +29,18 @@ def upload(actor, text, *, encoding="utf-8", name="leads.csv"):
     return imports.start_upload(actor=actor, file=ContentFile(data, name=name))
 
 
-def run(actor, text, *, mode="skip", defaults=None, mapping=None, **kwargs):
+def queued(actor, text, *, mode="skip", defaults=None, mapping=None, **kwargs):
+    """A job uploaded, mapped and queued, as the import page leaves it for the worker."""
     job = upload(actor, text, **kwargs)
     imports.configure_import(
         job=job, actor=actor, mapping=mapping or job.mapping, defaults=defaults or {}, duplicate_mode=mode
     )
     ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.QUEUED)
-    return imports.run_import(job.pk)
+    return job
+
+
+def run(actor, text, **kwargs):
+    return imports.run_import(queued(actor, text, **kwargs).pk)
 
 
 def rows(n, start=0):
@@ -305,9 +310,7 @@ def test_configure_refuses_a_mapping_without_name_or_contact(manager):
 
 def _queries_for(manager, n, settings):
     settings.IMPORT_BATCH_SIZE = 1000
-    job = upload(manager, HEADER + rows(n, start=n * 1000))
-    imports.configure_import(job=job, actor=manager, mapping=job.mapping, defaults={}, duplicate_mode="skip")
-    ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.QUEUED)
+    job = queued(manager, HEADER + rows(n, start=n * 1000))
     with CaptureQueriesContext(connection) as ctx:
         job = imports.run_import(job.pk)
     assert job.created_count == n
@@ -400,23 +403,25 @@ def test_revert_only_within_the_window(manager, settings):
         imports.revert_import(job=job, actor=manager)
 
 
-def test_resume_after_a_crash_creates_no_lead_twice(manager, settings, monkeypatch):
-    settings.IMPORT_BATCH_SIZE = 10
-    job = upload(manager, HEADER + rows(25) + "\n")
-    imports.configure_import(
-        job=job, actor=manager, mapping=job.mapping, defaults={}, duplicate_mode="create"
-    )
-    ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.QUEUED)
+def kill_the_worker_in_the_second_batch(monkeypatch):
+    """The worker dies inside the second batch's transaction (which rolls back); returns the real writer."""
     real_write_job = imports._write_job
     calls = []
 
-    def crash_after_first_batch(*args, **kwargs):
+    def crash_in_the_second_batch(*args, **kwargs):
         if calls:
             raise SystemExit("worker killed")
         calls.append(1)
         return real_write_job(*args, **kwargs)
 
-    monkeypatch.setattr(imports, "_write_job", crash_after_first_batch)
+    monkeypatch.setattr(imports, "_write_job", crash_in_the_second_batch)
+    return real_write_job
+
+
+def test_resume_after_a_crash_creates_no_lead_twice(manager, settings, monkeypatch):
+    settings.IMPORT_BATCH_SIZE = 10
+    job = queued(manager, HEADER + rows(25) + "\n", mode="create")
+    real_write_job = kill_the_worker_in_the_second_batch(monkeypatch)
     with pytest.raises(SystemExit):
         imports.run_import(job.pk)
     job.refresh_from_db()
@@ -432,9 +437,7 @@ def test_resume_after_a_crash_creates_no_lead_twice(manager, settings, monkeypat
 
 def test_cancel_stops_between_batches_keeping_what_committed(manager, settings, monkeypatch):
     settings.IMPORT_BATCH_SIZE = 10
-    job = upload(manager, HEADER + rows(35))
-    imports.configure_import(job=job, actor=manager, mapping=job.mapping, defaults={}, duplicate_mode="skip")
-    ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.QUEUED)
+    job = queued(manager, HEADER + rows(35))
     real = imports._write_job
 
     def cancel_after_second(ctx, *args, **kwargs):
@@ -628,11 +631,7 @@ def test_a_failure_reading_ahead_fails_the_job_keeping_committed_batches(manager
     # Rows are read and cleaned in a thread ahead of the writer (imports._Prefetch): an error
     # there must end the job as FAILED, with its reason, after the batches before it committed.
     settings.IMPORT_BATCH_SIZE = 10
-    job = upload(manager, HEADER + rows(35))
-    imports.configure_import(
-        job=job, actor=manager, mapping=job.mapping, defaults={}, duplicate_mode="create"
-    )
-    ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.QUEUED)
+    job = queued(manager, HEADER + rows(35), mode="create")
     real_cleaned = imports._cleaned
 
     def break_at_row_15(ctx, record):
@@ -650,22 +649,8 @@ def test_a_failure_reading_ahead_fails_the_job_keeping_committed_batches(manager
 
 def test_the_reader_thread_ends_with_the_writer_however_it_ends(manager, settings, monkeypatch):
     settings.IMPORT_BATCH_SIZE = 5
-    job = upload(manager, HEADER + rows(40))
-    imports.configure_import(
-        job=job, actor=manager, mapping=job.mapping, defaults={}, duplicate_mode="create"
-    )
-    ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.QUEUED)
-    real_write_job = imports._write_job
-
-    calls = []
-
-    def killed_after_one_batch(*args, **kwargs):
-        if calls:  # the second batch: its transaction rolls back, the first one stays
-            raise SystemExit("worker killed")
-        calls.append(1)
-        return real_write_job(*args, **kwargs)
-
-    monkeypatch.setattr(imports, "_write_job", killed_after_one_batch)
+    job = queued(manager, HEADER + rows(40), mode="create")
+    kill_the_worker_in_the_second_batch(monkeypatch)
     with pytest.raises(SystemExit):
         imports.run_import(job.pk)
     # The reader had batches queued ahead (it was blocked on the full queue): it is gone too.
