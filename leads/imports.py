@@ -1338,14 +1338,9 @@ def _created_data(ctx, item):
     Python time otherwise, on the critical path of every batch).
     """
     values = item.values
-    source, stage, owner = values["source"], values["stage"], values["owner"]
-    if item.note:
-        data = json.loads("{" + _created_fragment(ctx, source, stage, owner) + "}")
-        data.update(job_id=ctx.job.pk, line=item.line, action="created", note=item.note)
-        return _json(data)
-    return f'{{"job_id": {ctx.job.pk}, "line": {item.line}, "action": "created", ' + (
-        _created_fragment(ctx, source, stage, owner) + "}"
-    )
+    fragment = _created_fragment(ctx, values["source"], values["stage"], values["owner"])
+    note = f', "note": {_json(item.note)}' if item.note else ""
+    return f'{{"job_id": {ctx.job.pk}, "line": {item.line}, "action": "created", {fragment}{note}}}'
 
 
 def _created_fragment(ctx, source, stage, owner):

@@ -237,6 +237,20 @@ def test_create_mode_creates_keeping_the_clash_in_notes(manager):
     assert job.failed_count == 1
 
 
+def test_imported_activity_names_where_the_lead_went_and_why_a_contact_moved(manager):
+    # The activity's JSON is assembled from a cached fragment (imports._created_data): it must
+    # still decode to the full record, note included.
+    existing = LeadFactory(email="shared@example.com")
+    job = run(manager, "Name,Email,Phone\nNew,shared@example.com,+1 415 555 0102\n", mode="create")
+    new = Lead.objects.get(phone="+14155550102")
+    data = Activity.objects.get(lead=new, kind=Activity.Kind.IMPORTED).data
+    assert data["job_id"] == job.pk and data["line"] == 2 and data["action"] == "created"
+    assert data["stage_id"] == new.stage_id and data["owner_id"] == new.owner_id == manager.pk
+    assert data["source"] == new.source.name and data["stage"] == new.stage.name
+    assert data["owner"] == str(manager)
+    assert data["note"] == f"Also e-mail shared@example.com (lead #{existing.pk} has it)."
+
+
 def test_update_mode_refuses_two_different_matches(manager):
     a = LeadFactory(email="a@example.com")
     LeadFactory(email="b@example.com", phone="+14155550103")
